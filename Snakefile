@@ -1,0 +1,23 @@
+# genzoo: MNIST -> a zoo of generative models -> scores, samples and one HTML report.
+#
+#   snakemake --cores all reports/all.html          # laptop
+#   snakemake --profile slurm reports/all.html      # SLURM cluster (see README)
+#
+# This file is the table of contents; helpers live in workflow/rules/common.smk, and every rule
+# calls the one CLI, `python -m genzoo <command>`, with explicit inputs, outputs and params.
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/sample.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "reports/all.html",

@@ -1,0 +1,180 @@
+"""python -m genzoo <command>: the one entry point every Snakemake rule and DVC stage calls.
+
+Each command takes explicit input paths, output paths and params, writes its outputs atomically,
+and on bad input prints one line naming the problem and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from .config import ParamsError, SampleConfig, TrainConfig, build, load_params, parse_json_arg, validate_params
+from .data import DataError
+
+
+def _model_section(name: str, text: str) -> dict:
+    """Validate one model's params section (JSON) exactly as params.yaml would be validated."""
+    section = parse_json_arg(text, what=f"--params for {name}")
+    return validate_params({"models": {name: section}}, source="--params")["models"][name]
+
+
+def cmd_validate(args) -> int:
+    params = load_params(args.params)
+    print(f"{args.params}: ok ({', '.join(params['models']) or 'no models'})")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from .data import download
+
+    for path in download(Path(args.out_dir), args.mirror, progress=not args.quiet):
+        print(path)
+    return 0
+
+
+def cmd_binarize(args) -> int:
+    from .data import binarize
+
+    for path in binarize(Path(args.raw_dir), Path(args.out_dir), val_size=args.val_size,
+                         seed=args.seed).values():
+        print(path)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .data import load_split
+    from .train import train
+
+    section = _model_section(args.model, args.params)
+    config = build(TrainConfig, section["train"], where=f"models.{args.model}.train")
+    data_dir = Path(args.data_dir)
+    history = train(args.model, section["arch"], config,
+                    train_split=load_split(data_dir / "train.npz"),
+                    val_split=load_split(data_dir / "val.npz"), out_dir=Path(args.out_dir),
+                    seed=args.seed, variant=args.variant, device=args.device,
+                    eval_batch_size=args.eval_batch_size)
+    print(f"{args.model}: best validation NLL {history['best_val_nll']:.3f} nats "
+          f"(epoch {history['best_epoch']}, {history['train_seconds']:.1f} s)")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .data import load_split
+    from .evaluate import evaluate, write_metrics
+    from .train import pick_device
+
+    metrics = evaluate(Path(args.checkpoint), load_split(args.test), history_path=args.history,
+                       batch_size=args.batch_size, device=pick_device(args.device))
+    write_metrics(Path(args.out), metrics)
+    print(f"{metrics['model']}: test NLL {metrics['test_nll_nats']:.3f} nats, "
+          f"{metrics['test_bits_per_dim']:.4f} bits/dim")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .sample import sample
+    from .train import pick_device
+
+    config = build(SampleConfig, parse_json_arg(args.params, what="--params"), where="sample")
+    sample(Path(args.checkpoint), n=config.n, nrow=config.nrow, seed=args.seed,
+           out_npz=Path(args.out_npz), out_png=Path(args.out_png), device=pick_device(args.device))
+    print(args.out_png)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    write_report(Path(args.out), metrics=[Path(p) for p in args.metrics],
+                 histories=[Path(p) for p in args.history], samples=[Path(p) for p in args.samples],
+                 title=args.title)
+    print(args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="genzoo", description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (default: torch's choice)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("validate", help="check a params.yaml against the schema")
+    p.add_argument("params", nargs="?", default="params.yaml")
+    p.set_defaults(func=cmd_validate)
+
+    p = commands.add_parser("download", help="fetch and verify the MNIST files")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--mirror", action="append", default=[],
+                   help="a mirror (folder or URL); repeat for fallbacks; $GENZOO_DATA_MIRROR goes first")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_download)
+
+    p = commands.add_parser("binarize", help="split MNIST and store the fixed val/test bits")
+    p.add_argument("--raw-dir", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--val-size", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_binarize)
+
+    p = commands.add_parser("train", help="train one model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--params", required=True, help="the model's params section as JSON")
+    p.add_argument("--data-dir", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variant", choices=["binarized", "grayscale"], default="binarized")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--eval-batch-size", type=int, default=1000)
+    p.set_defaults(func=cmd_train)
+
+    p = commands.add_parser("evaluate", help="test NLL of a trained model")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--test", required=True)
+    p.add_argument("--history", default=None)
+    p.add_argument("--out", required=True)
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("sample", help="draw a sample grid from a trained model")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--params", default="{}", help="the model's sample section as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-npz", required=True)
+    p.add_argument("--out-png", required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_sample)
+
+    p = commands.add_parser("report", help="write the HTML report")
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--history", nargs="+", required=True)
+    p.add_argument("--samples", nargs="+", required=True)
+    p.add_argument("--title", default="genzoo")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from .train import INTERRUPTED_EXIT_CODE, Interrupted, TrainingError
+
+    try:
+        return args.func(args)
+    except Interrupted as stop:
+        print(f"genzoo {args.command}: {stop}", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
+    except (ParamsError, DataError, TrainingError, FileNotFoundError, ValueError) as error:
+        print(f"genzoo {args.command}: error: {error}", file=sys.stderr)
+        return 2 if isinstance(error, ParamsError) else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""params.yaml: validation against the JSON Schema, defaults, and typed configs.
+
+One validator serves Snakemake (``workflow/rules/common.smk``) and the CLI, so both reject the
+same mistakes with the same one-line message naming the key, and both see the same defaults.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import jsonschema
+import yaml
+
+# A symbolic link to workflow/schemas/params.schema.yaml (one copy; packaged with the wheel).
+SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")
+
+T = TypeVar("T")
+
+
+class ParamsError(ValueError):
+    """params.yaml (or a section passed on the command line) does not match the schema."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 100
+    lr: float = 0.001
+    grad_clip: float | None = None
+    checkpoint_every: int = 1000
+
+
+@dataclass
+class SampleConfig:
+    n: int = 64
+    nrow: int = 8
+
+
+def load_schema() -> dict[str, Any]:
+    with open(SCHEMA_PATH) as handle:
+        return yaml.safe_load(handle)
+
+
+def _with_defaults(validator_class):
+    """A validator class that fills each missing property with a copy of its schema default."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for key, subschema in props.items():
+                if "default" in subschema and key not in instance:
+                    instance[key] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, props, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": properties})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(part) for part in error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        unknown = ", ".join(f"{path + '.' if path else ''}{key}" for key in extra)
+        known = ", ".join(sorted(error.schema.get("properties", {})))
+        return f"unknown key {unknown} (allowed: {known})"
+    return f"{path or '<top level>'}: {error.message}"
+
+
+def validate_params(params: dict[str, Any] | None, *, source: str = "params.yaml") -> dict[str, Any]:
+    """Return a validated copy of ``params`` with every default filled in.
+
+    Raises:
+        ParamsError: one line naming the file and the offending key.
+    """
+    filled = copy.deepcopy(params) if params is not None else {}
+    if not isinstance(filled, dict):
+        raise ParamsError(f"{source}: the top level must be a mapping")
+    validator = _Validator(load_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(filled))
+    if error is not None:
+        raise ParamsError(f"{source}: {_key_path(error)}")
+    return filled
+
+
+def load_params(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ParamsError(f"{path}: no such params file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    return validate_params(raw, source=str(path))
+
+
+def build(cls: type[T], values: dict[str, Any] | None, *, where: str) -> T:
+    """A typed dataclass from a dict, refusing keys the dataclass does not know."""
+    values = dict(values or {})
+    known = {field.name for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ParamsError(f"{where}: unknown key {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
+    return cls(**values)
+
+
+def parse_json_arg(text: str, *, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ParamsError(f"{what}: not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise ParamsError(f"{what}: expected a JSON object")
+    return value

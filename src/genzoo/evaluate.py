@@ -1,0 +1,75 @@
+"""Scoring: negative log-likelihood in nats per image and in bits per dimension.
+
+NLL is summed over the pixels of an image (nats/image); bits/dim = nats / (D ln 2) with D = C*H*W
+(784 for MNIST). It is exact for autoregressive models and an upper bound where the model's
+``nll_kind`` is ``bound``. Every model is scored on the same stored test bits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import checkpoint
+from .data import Split, atomic_write_bytes
+from .models import GenerativeModel
+
+
+@torch.no_grad()
+def per_image_nll(model: GenerativeModel, images: torch.Tensor, labels: torch.Tensor, *,
+                  batch_size: int = 1000, device: torch.device | str = "cpu") -> torch.Tensor:
+    """-log p(x) in nats for each image, shape (N,), computed in eval mode."""
+    was_training = model.training
+    model.eval()
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        x = images[start:start + batch_size].to(device)
+        y = labels[start:start + batch_size].to(device)
+        chunks.append(-model.log_prob(x, y).double().cpu())
+    model.train(was_training)
+    return torch.cat(chunks)
+
+
+def mean_nll(model: GenerativeModel, images: torch.Tensor, labels: torch.Tensor, **kwargs) -> float:
+    return per_image_nll(model, images, labels, **kwargs).mean().item()
+
+
+def bits_per_dim(nats_per_image: float, num_dims: int) -> float:
+    return nats_per_image / (num_dims * math.log(2))
+
+
+def evaluate(checkpoint_path: Path, test_split: Split, *, history_path: Path | None = None,
+             batch_size: int = 1000, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Test metrics of a trained model, plus the training facts the report shows beside them."""
+    model, payload = checkpoint.load_model(checkpoint_path, device)
+    nll = per_image_nll(model, test_split.images(payload["variant"]), test_split.labels,
+                        batch_size=batch_size, device=device)
+    nats = nll.mean().item()
+    metrics: dict[str, Any] = {
+        "model": payload["model"],
+        "paper": type(model).paper,
+        "nll_kind": type(model).nll_kind,
+        "variant": payload["variant"],
+        "test_images": len(nll),
+        "test_nll_nats": nats,
+        "test_nll_nats_stderr": (nll.std().item() / math.sqrt(len(nll))) if len(nll) > 1 else 0.0,
+        "test_bits_per_dim": bits_per_dim(nats, model.num_pixels),
+        "num_parameters": model.num_parameters(),
+        "best_epoch": payload["epoch"],
+        "steps": payload["step"],
+        "best_val_nll": payload["val_nll"],
+    }
+    if history_path is not None:
+        history = json.loads(Path(history_path).read_text())
+        metrics.update(train_seconds=history["train_seconds"],
+                       seconds_per_epoch=history["seconds_per_epoch"],
+                       epochs_trained=len(history["epochs"]), train_device=history["device"])
+    return metrics
+
+
+def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    atomic_write_bytes(Path(path), (json.dumps(metrics, indent=2) + "\n").encode())

@@ -1,0 +1,272 @@
+"""One trainer for every model: Adam, epochs or a step budget, best-by-validation checkpoint.
+
+Reproducibility and preemption safety:
+
+* Everything random is seeded from ``seed``: initialisation, each epoch's order and dynamic
+  binarization (``data.epoch_batches``) and the global RNG the models draw noise from.
+* A resume checkpoint (``resume.pt`` beside the outputs) is written every ``checkpoint_every``
+  steps, at each epoch's end, and when SIGTERM or SIGUSR1 arrives (what SLURM sends before a time
+  limit or preemption). Rerunning the same command resumes from it, mid-epoch included, and ends
+  with the same bytes as an uninterrupted run. It is ignored when the settings differ and removed
+  once training finishes.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from . import checkpoint
+from .config import TrainConfig
+from .data import Split, atomic_write_bytes, epoch_batches, levels_of
+from .evaluate import mean_nll
+from .models import GenerativeModel
+
+INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again", the resume checkpoint is on disk
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss)."""
+
+
+class Interrupted(RuntimeError):
+    """A stop signal arrived; the resume checkpoint has been written."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in the resume checkpoint."""
+
+    epoch: int = 0  # current epoch (0-based)
+    batch_in_epoch: int = 0  # batches of this epoch already done
+    step: int = 0  # optimizer steps so far
+    loss_sum: float = 0.0  # training loss summed over this epoch's batches
+    seconds: float = 0.0  # training wall-clock so far (not part of the model checkpoint)
+    epoch_seconds: float = 0.0  # wall-clock of the current epoch so far
+    best_val: float = math.inf
+    best_epoch: int = -1
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+@contextmanager
+def stop_requests():
+    """Turn SIGTERM/SIGUSR1 into a flag checked between steps (never mid-update)."""
+    requested: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, lambda number, frame: requested.append(number))
+    try:
+        yield requested
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def fingerprint(name: str, arch: dict, train: TrainConfig, seed: int, variant: str) -> str:
+    """Identifies the settings a resume checkpoint belongs to."""
+    text = json.dumps([name, arch, asdict(train), seed, variant], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Trains one model on the binarized (or grayscale) MNIST splits."""
+
+    def __init__(self, name: str, arch: dict[str, Any], config: TrainConfig, *, train_split: Split,
+                 val_split: Split, out_dir: Path, seed: int = 0, variant: str = "binarized",
+                 device: str = "auto", eval_batch_size: int = 1000, progress: bool | None = None,
+                 log=None) -> None:
+        self.name, self.arch, self.config = name, arch, config
+        self.train_split, self.val_split = train_split, val_split
+        self.out_dir = Path(out_dir)
+        self.seed, self.variant = seed, variant
+        self.device = pick_device(device)
+        self.eval_batch_size = eval_batch_size
+        self.progress = progress
+        self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+        self.resume_path = self.out_dir / "resume.pt"
+        self.fingerprint = fingerprint(name, arch, config, seed, variant)
+
+        torch.manual_seed(seed)
+        self.model: GenerativeModel = checkpoint.build_model(
+            name, arch, image_shape=tuple(train_split.gray.shape[1:]), levels=levels_of(variant),
+        ).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.state = Progress()
+        self.best: dict[str, Any] | None = None  # model + optimizer state at the best epoch
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def _snapshot(self) -> dict[str, Any]:
+        # state_dict() returns live tensors: copy them, or the "best" state would keep training.
+        return copy.deepcopy({"model": self.model.state_dict(),
+                              "optimizer": self.optimizer.state_dict()})
+
+    def save_resume(self) -> None:
+        checkpoint.save(self.resume_path, {
+            "format": checkpoint.FORMAT, "fingerprint": self.fingerprint,
+            "progress": asdict(self.state), "current": self._snapshot(), "best": self.best,
+            "rng": _rng_state(),
+        })
+
+    def try_resume(self) -> bool:
+        if not self.resume_path.exists():
+            return False
+        payload = torch.load(self.resume_path, map_location=self.device, weights_only=False)
+        if payload.get("fingerprint") != self.fingerprint:
+            self.log(f"ignoring {self.resume_path}: it was written with other settings")
+            return False
+        self.model.load_state_dict(payload["current"]["model"])
+        self.optimizer.load_state_dict(payload["current"]["optimizer"])
+        self.state = Progress(**payload["progress"])
+        self.best = payload["best"]
+        _set_rng_state(payload["rng"])
+        self.log(f"resuming {self.name} from epoch {self.state.epoch + 1}, "
+                 f"step {self.state.step} ({self.resume_path})")
+        return True
+
+    def _final_checkpoint(self) -> dict[str, Any]:
+        best = self.best or self._snapshot()
+        self.model.load_state_dict(best["model"])
+        return checkpoint.model_payload(
+            self.name, self.model, optimizer=best["optimizer"], train=asdict(self.config),
+            seed=self.seed, variant=self.variant, epoch=self.state.best_epoch,
+            step=self.state.step, val_nll=self.state.best_val,
+        )
+
+    # -- loop -------------------------------------------------------------------------------
+
+    def _budget_left(self) -> bool:
+        return self.config.max_steps is None or self.state.step < self.config.max_steps
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        self.model.train()
+        loss = self.model.loss(x.to(self.device), y.to(self.device))
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"{self.name}: non-finite loss ({loss.item()}) at step {self.state.step + 1}, "
+                f"epoch {self.state.epoch + 1}; try a lower models.{self.name}.train.lr "
+                f"(now {self.config.lr}) or set grad_clip")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return loss.item()
+
+    def _run_epoch(self, stop: list[int]) -> None:
+        state, config = self.state, self.config
+        batches_per_epoch = math.ceil(len(self.train_split) / config.batch_size)
+        batches = epoch_batches(self.train_split, variant=self.variant,
+                                batch_size=config.batch_size, seed=self.seed,
+                                epoch=state.epoch, skip=state.batch_in_epoch)
+        bar = tqdm(batches, total=batches_per_epoch, initial=state.batch_in_epoch,
+                   desc=f"{self.name} epoch {state.epoch + 1}/{config.epochs}",
+                   disable=None if self.progress is None else not self.progress, leave=False)
+        started = time.perf_counter()
+        for x, y in bar:
+            state.loss_sum += self._train_step(x, y)
+            state.batch_in_epoch += 1
+            state.step += 1
+            bar.set_postfix(loss=f"{state.loss_sum / state.batch_in_epoch:.2f}")
+            if stop or state.step % config.checkpoint_every == 0 or not self._budget_left():
+                now = time.perf_counter()
+                state.epoch_seconds += now - started
+                state.seconds += now - started
+                started = now
+                if stop:
+                    self.save_resume()
+                    raise Interrupted(
+                        f"{self.name}: stopped by signal {signal.Signals(stop[0]).name} at step "
+                        f"{state.step}; resume checkpoint {self.resume_path}: rerun to continue")
+                if not self._budget_left():
+                    break
+                self.save_resume()
+        bar.close()
+        elapsed = time.perf_counter() - started
+        state.epoch_seconds += elapsed
+        state.seconds += elapsed
+
+    def _end_epoch(self) -> None:
+        state = self.state
+        val_nll = mean_nll(self.model, self.val_split.images(self.variant), self.val_split.labels,
+                           batch_size=self.eval_batch_size, device=self.device)
+        record = {"epoch": state.epoch + 1, "step": state.step,
+                  "train_loss": state.loss_sum / max(state.batch_in_epoch, 1),
+                  "val_nll": val_nll, "seconds": state.epoch_seconds}
+        state.history.append(record)
+        if val_nll < state.best_val:
+            state.best_val, state.best_epoch = val_nll, state.epoch + 1
+            self.best = self._snapshot()
+        self.log(f"{self.name} epoch {record['epoch']}/{self.config.epochs}: train "
+                 f"{record['train_loss']:.3f}, val {val_nll:.3f} nats ({record['seconds']:.1f} s)")
+        state.epoch += 1
+        state.batch_in_epoch, state.loss_sum, state.epoch_seconds = 0, 0.0, 0.0
+
+    def fit(self) -> dict[str, Any]:
+        """Train to the end (resuming if possible); return the best checkpoint's payload."""
+        self.try_resume()
+        with stop_requests() as stop:
+            while self.state.epoch < self.config.epochs and self._budget_left():
+                self._run_epoch(stop)
+                self._end_epoch()
+                if stop:
+                    self.save_resume()
+                    raise Interrupted(f"{self.name}: stopped by signal at the end of epoch "
+                                      f"{self.state.epoch}; rerun to continue")
+                if self.state.epoch < self.config.epochs and self._budget_left():
+                    self.save_resume()
+        return self._final_checkpoint()
+
+    def history(self) -> dict[str, Any]:
+        state = self.state
+        epochs = [record["seconds"] for record in state.history]
+        return {"model": self.name, "seed": self.seed, "variant": self.variant,
+                "device": str(self.device), "num_parameters": self.model.num_parameters(),
+                "epochs": state.history, "steps": state.step, "train_seconds": state.seconds,
+                "seconds_per_epoch": sum(epochs) / len(epochs) if epochs else None,
+                "best_epoch": state.best_epoch, "best_val_nll": state.best_val}
+
+
+def train(name: str, arch: dict[str, Any], config: TrainConfig, *, train_split: Split,
+          val_split: Split, out_dir: Path, **kwargs: Any) -> dict[str, Any]:
+    """Train and write ``model.pt`` and ``history.json`` into ``out_dir``; return the history."""
+    trainer = Trainer(name, arch, config, train_split=train_split, val_split=val_split,
+                      out_dir=out_dir, **kwargs)
+    payload = trainer.fit()
+    history = trainer.history()
+    checkpoint.save(Path(out_dir) / "model.pt", payload)
+    atomic_write_bytes(Path(out_dir) / "history.json", json.dumps(history, indent=2).encode())
+    trainer.resume_path.unlink(missing_ok=True)
+    return history

@@ -1,0 +1,50 @@
+# Shared helpers: config validation, the model list, and the package sources each rule imports.
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the genzoo next to this Snakefile
+
+from genzoo.config import ParamsError, validate_params
+from genzoo.data import RAW_FILES, SPLITS
+from genzoo.sources import module_sources
+
+try:
+    config.update(validate_params(config, source="params.yaml"))
+except ParamsError as error:
+    raise WorkflowError(str(error)) from None
+
+MODELS = list(config["models"])
+GENZOO = "python -m genzoo"
+
+
+wildcard_constraints:
+    model="|".join(MODELS) or "no-model",
+
+
+def sources(*modules, extra=()):
+    """Package files the command imports (Snakemake ignores edits to imported modules)."""
+    base = Path(workflow.basedir)
+    paths = [p.relative_to(base) for p in module_sources(*modules)]
+    return [str(p) for p in paths] + list(extra)
+
+
+def model_sources(stage):
+    """Input function: the sources of `stage` plus the wildcard model's own module."""
+    return lambda wildcards: sources(stage, f"models.{wildcards.model}")
+
+
+def train_section(wildcards):
+    """The params that change a trained model: architecture and training settings."""
+    section = config["models"][wildcards.model]
+    return json.dumps({"arch": section["arch"], "train": section["train"]}, sort_keys=True)
+
+
+def sample_section(wildcards):
+    return json.dumps(config["models"][wildcards.model]["sample"], sort_keys=True)
+
+
+def mirror_args():
+    return " ".join(f"--mirror {shlex.quote(m)}" for m in config["data"]["mirrors"])

@@ -1,0 +1,37 @@
+# download -> binarize: the four verified MNIST files, then the 50k/10k/10k split.
+
+
+localrules:
+    download,
+
+
+rule download:
+    # Runs where the internet is (a login node on a cluster). The mirror list is not a param on
+    # purpose: any good mirror yields the same verified bytes, so editing it reruns nothing.
+    output:
+        expand("data/raw/{name}", name=RAW_FILES),
+    log:
+        "logs/download.log",
+    resources:
+        runtime=30,
+    shell:
+        f"{GENZOO} download --quiet --out-dir data/raw {mirror_args()} > {{log}} 2>&1"
+
+
+rule binarize:
+    input:
+        raw=rules.download.output,
+        code=sources("data"),
+    output:
+        expand("data/processed/{split}.npz", split=SPLITS),
+    params:
+        val_size=config["data"]["val_size"],
+        seed=config["seed"],
+    log:
+        "logs/binarize.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    shell:
+        "{GENZOO} binarize --raw-dir data/raw --out-dir data/processed "
+        "--val-size {params.val_size} --seed {params.seed} > {log} 2>&1"

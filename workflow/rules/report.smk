@@ -1,0 +1,22 @@
+# report: reports/all.html from every model's metrics, curves and samples.
+
+
+localrules:
+    report,
+
+
+rule report:
+    input:
+        metrics=expand("reports/metrics/{model}.json", model=MODELS),
+        history=expand("data/models/{model}/history.json", model=MODELS),
+        samples=expand("reports/figures/{model}/samples.png", model=MODELS),
+        code=sources("report", extra=["src/genzoo/templates/report.html.j2"]),
+    output:
+        "reports/all.html",
+    params:
+        title=config["report"]["title"],
+    log:
+        "logs/report.log",
+    shell:
+        "{GENZOO} report --metrics {input.metrics} --history {input.history} "
+        "--samples {input.samples} --title {params.title:q} --out {output} > {log} 2>&1"
