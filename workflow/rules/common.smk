@@ -5,7 +5,11 @@ import shlex
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # the genzoo next to this Snakefile
+# Validate with, and run every job on, the genzoo next to this Snakefile, whatever else is
+# installed: the import path below, and every job's PYTHONPATH.
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}; ")
 
 from genzoo.config import ParamsError, validate_params
 from genzoo.data import RAW_FILES, SPLITS
@@ -17,7 +21,7 @@ except ParamsError as error:
     raise WorkflowError(str(error)) from None
 
 MODELS = list(config["models"])
-GENZOO = "python -m genzoo"
+ENV = "../envs/genzoo.yaml"  # for --use-conda; relative to the rule files
 
 
 wildcard_constraints:

@@ -11,6 +11,8 @@ rule evaluate:
         "reports/metrics/{model}.json",
     params:
         batch_size=config["evaluate"]["batch_size"],
+    conda:
+        ENV
     log:
         "logs/evaluate/{model}.log",
     threads: 4
@@ -19,5 +21,5 @@ rule evaluate:
         mem_mb=8000,
         runtime=60,
     shell:
-        "{GENZOO} --threads {threads} evaluate --checkpoint {input.model} --test {input.test} "
+        "python -m genzoo --threads {threads} evaluate --checkpoint {input.model} --test {input.test} "
         "--history {input.history} --batch-size {params.batch_size} --out {output} > {log} 2>&1"

@@ -15,8 +15,10 @@ rule report:
         "reports/all.html",
     params:
         title=config["report"]["title"],
+    conda:
+        ENV
     log:
         "logs/report.log",
     shell:
-        "{GENZOO} report --metrics {input.metrics} --history {input.history} "
+        "python -m genzoo report --metrics {input.metrics} --history {input.history} "
         "--samples {input.samples} --title {params.title:q} --out {output} > {log} 2>&1"

@@ -11,6 +11,8 @@ rule sample:
     params:
         section=sample_section,
         seed=config["seed"],
+    conda:
+        ENV
     log:
         "logs/sample/{model}.log",
     threads: 4
@@ -19,5 +21,5 @@ rule sample:
         mem_mb=4000,
         runtime=60,
     shell:
-        "{GENZOO} --threads {threads} sample --checkpoint {input.model} --params {params.section:q} "
+        "python -m genzoo --threads {threads} sample --checkpoint {input.model} --params {params.section:q} "
         "--seed {params.seed} --out-npz {output.npz} --out-png {output.png} > {log} 2>&1"
