@@ -104,7 +104,8 @@ class GatedPixelCNN(AutoregressiveModel):
         # Vertical inputs of every layer, padded top/left/right by p: (n, C_l, H + p, W + 2p).
         v_caches = [x.new_zeros(n, size, H + p, W + 2 * p) for size in sizes]
         h_weights = [layer.horizontal.weight * layer.h_mask for layer in self.layers]
-        links = [x.new_zeros(n, 2 * self.config.channels, W) for _ in self.layers]  # row -1
+        # Row 0's link sees the zero row above the image: only the link's bias, (n, 2h, W).
+        links = [layer.link.bias[None, :, None].expand(n, -1, W) for layer in self.layers]
         for r in range(H):
             if r > 0:  # row r - 1 is final: run the vertical stack on it, layer by layer
                 for i, (layer, cond) in enumerate(zip(self.layers, conds)):
