@@ -40,9 +40,9 @@ from .base import AutoregressiveModel, draw_levels
 @dataclass
 class GatedPixelCNNConfig:
     channels: int = 32  # h, the gated units per stack and layer (the convolutions output 2h)
-    layers: int = 6  # gated layers
+    layers: int = 5  # gated layers
     kernel_size: int = 3  # k: vertical kernel (k // 2 + 1) x k, horizontal 1 x (k // 2 + 1)
-    head_channels: int = 64  # the hidden 1x1 layer of the output head
+    head_channels: int = 32  # the hidden 1x1 layer of the output head
     embed_dim: int = 16  # level embedding size (used only when levels > 2)
 
 
