@@ -53,7 +53,8 @@ def naive_sample(model, n: int, y, pixels: int, seed: int) -> torch.Tensor:
     """The generic loop over the first ``pixels`` pixels only (an instance-level ordering)."""
     model.ordering = lambda: torch.arange(pixels)
     try:
-        return AutoregressiveModel.sample(model, n, y=y, generator=torch.Generator().manual_seed(seed))
+        generator = torch.Generator().manual_seed(seed)
+        return AutoregressiveModel.sample(model, n, y=y, generator=generator)
     finally:
         del model.ordering
 
@@ -99,7 +100,8 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=list(CONFIGS))
     parser.add_argument("--scales", nargs="+", default=["default", "paper"])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sampling.json")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).parent / "results" / "sampling.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     results = {"torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -44,6 +44,11 @@ def conv_at(window: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return F.linear(window.flatten(1), weight.flatten(1), bias)
 
 
+def conv1x1_at(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """A 1x1 convolution at one position: (B, C_in) -> (B, C_out)."""
+    return F.linear(x, conv.weight.flatten(1), conv.bias)
+
+
 class MaskedConv2d(nn.Conv2d):
     """A k x k convolution that sees only the pixels before the centre in raster order.
 
@@ -162,10 +167,10 @@ class GatedStackLayer(nn.Module):
         if cond is not None:
             h_pre = h_pre + cond.chunk(2, dim=1)[1]
         gated = self.gate(h_pre)  # (B, h)
-        h_new = F.linear(gated, self.h_out.weight.flatten(1), self.h_out.bias)
+        h_new = conv1x1_at(self.h_out, gated)
         if self.residual:
             h_new = h_cache[:, :, c + self.p] + h_new
-        return h_new, F.linear(gated, self.skip.weight.flatten(1), self.skip.bias)
+        return h_new, conv1x1_at(self.skip, gated)
 
 
 class LevelInput(nn.Module):

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import GatedStackLayer, LevelInput, level_logits
+from ..nn import GatedStackLayer, LevelInput, conv1x1_at, level_logits
 from .base import AutoregressiveModel, draw_levels
 
 
@@ -81,7 +81,7 @@ class GatedPixelCNN(AutoregressiveModel):
         return level_logits(self.head(skips), self.levels, 1)
 
     def _head_at(self, skips: Tensor) -> Tensor:  # (B, h) -> (B,) or (B, levels)
-        out = self.head(skips[:, :, None, None])[:, :, 0, 0]
+        out = conv1x1_at(self.head[3], F.relu(conv1x1_at(self.head[1], F.relu(skips))))
         return out[:, 0] if self.levels == 2 else out
 
     @torch.no_grad()

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..nn import LevelInput, MaskedConv2d, conv_at, level_logits
+from ..nn import LevelInput, MaskedConv2d, conv1x1_at, conv_at, level_logits
 from .base import AutoregressiveModel, draw_levels
 
 
@@ -89,7 +89,7 @@ class PixelCNN(AutoregressiveModel):
         return level_logits(self.head(h), self.levels, 1)
 
     def _head_at(self, h: Tensor) -> Tensor:  # (B, 2h) -> (B,) or (B, levels)
-        out = self.head(h[:, :, None, None])[:, :, 0, 0]  # (B, 1 or levels)
+        out = conv1x1_at(self.head[3], F.relu(conv1x1_at(self.head[1], F.relu(h))))  # (B, 1 | L)
         return out[:, 0] if self.levels == 2 else out
 
     @torch.no_grad()
@@ -118,10 +118,10 @@ class PixelCNN(AutoregressiveModel):
             for c in range(W):
                 h = self.first.at(x_cache, r, c, first_weight)  # (n, 2h)
                 for block, cache, weight in zip(self.blocks, caches, weights):
-                    cache[:, :, r + p, c + p] = block.bottleneck(h[:, :, None, None])[:, :, 0, 0]
+                    cache[:, :, r + p, c + p] = F.relu(conv1x1_at(block.reduce, F.relu(h)))
                     t = F.relu(conv_at(cache[:, :, r:r + p + 1, c:c + 2 * p + 1], weight,
                                        block.conv.bias))  # (n, h)
-                    h = h + block.expand(t[:, :, None, None])[:, :, 0, 0]
+                    h = h + conv1x1_at(block.expand, t)
                 if flat_mask is None or not flat_mask[r * W + c]:
                     x[:, 0, r, c] = draw_levels(self._head_at(h), self.levels, generator)
                 x_cache[:, :, r + p0, c + p0] = self.input(x[:, :, r:r + 1, c:c + 1])[:, :, 0, 0]
