@@ -71,15 +71,24 @@ def project(tmp_path_factory) -> Path:
     return project
 
 
+ZOO = ("nade", "made", "cond_gated_pixelcnn")  # the smoke config's models
+
+
 def test_pipeline_writes_report_metrics_and_samples(project):
     html = (project / "reports/all.html").read_text()
-    for model in ("nade", "made"):
+    for model in ZOO:
         metrics = json.loads((project / f"reports/metrics/{model}.json").read_text())
         assert metrics["test_images"] == 10_000 and 0 < metrics["test_nll_nats"] < 784 * 0.7
-        assert (project / f"reports/figures/{model}/samples.png").read_bytes()[:4] == b"\x89PNG"
+        for figure in ("samples.png", "completions.png"):
+            assert (project / f"reports/figures/{model}/{figure}").read_bytes()[:4] == b"\x89PNG"
         assert f'id="{model}"' in html
+    agreement = json.loads((project / "reports/metrics/cond_gated_pixelcnn.json").read_text())
+    assert 0 <= agreement["label_agreement"] <= 1 and agreement["agreement_samples"] == 20
+    classifier = json.loads((project / "reports/metrics/classifier.json").read_text())
+    assert classifier["test_accuracy"] > 0.3  # 20 steps already beat chance (0.1)
     assert "Larochelle &amp; Murray 2011" in html and "pytorch-generative" in html
-    assert html.count("data:image/png;base64,") == 4  # curves + samples, for each model
+    assert "label agreement" in html
+    assert html.count("data:image/png;base64,") == 3 * len(ZOO)  # curves, samples, completions
 
 
 def test_second_run_does_nothing(project):
