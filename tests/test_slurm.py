@@ -36,8 +36,9 @@ SMALL = ["--max-threads", "1", "--set-resources",
 # Poll SLURM often: the profile's 20 s before the first status check is meant for real clusters.
 FAST_POLL = ["--slurm-init-seconds-before-status-checks", "2",
              "--seconds-between-status-checks", "2"]
-REMOTE_RULES = {"binarize": [""], "train": ["nade", "made"], "evaluate": ["nade", "made"],
-                "sample": ["nade", "made"]}
+ZOO = ["nade", "made", "cond_gated_pixelcnn"]  # the smoke config's models
+REMOTE_RULES = {"binarize": [""], "train": [*ZOO, "classifier"],
+                "evaluate": [*ZOO, "classifier"], "sample": ZOO}
 
 
 def _unavailable(reason: str):
@@ -143,7 +144,7 @@ def test_profile_runs_the_pipeline_through_sbatch(slurm_cluster, tmp_path):
         # The local reference run shares the CPUs with the SLURM jobs but fills the polling gaps.
         # It stops at the metrics: the comparison needs no samples or report.
         reference = snakemake(local, "--cores", "2", "--max-threads", "1",
-                              "reports/metrics/nade.json", "reports/metrics/made.json",
+                              *(f"reports/metrics/{model}.json" for model in ZOO),
                               background=True)
         run = slurm_run(cluster, "reports/all.html")
         reference.wait(timeout=RUN_TIMEOUT + 30)
@@ -169,7 +170,7 @@ def test_profile_runs_the_pipeline_through_sbatch(slurm_cluster, tmp_path):
     for path in ["reports/all.html", "data/samples/made/samples.npz",
                  "reports/figures/nade/samples.png", "data/models/made/model.pt"]:
         assert (cluster / path).is_file(), path
-    for model in ("nade", "made"):
+    for model in ZOO:
         on_slurm = json.loads((cluster / f"reports/metrics/{model}.json").read_text())
         on_laptop = json.loads((local / f"reports/metrics/{model}.json").read_text())
         assert on_slurm["test_nll_nats"] == on_laptop["test_nll_nats"], model
