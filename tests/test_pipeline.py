@@ -85,7 +85,7 @@ def test_pipeline_writes_report_metrics_and_samples(project):
     agreement = json.loads((project / "reports/metrics/cond_gated_pixelcnn.json").read_text())
     assert 0 <= agreement["label_agreement"] <= 1 and agreement["agreement_samples"] == 20
     classifier = json.loads((project / "reports/metrics/classifier.json").read_text())
-    assert classifier["test_accuracy"] > 0.3  # 20 steps already beat chance (0.1)
+    assert classifier["test_accuracy"] > 0.5  # 40 steps already beat chance (0.1) by far
     assert "Larochelle &amp; Murray 2011" in html and "pytorch-generative" in html
     assert "label agreement" in html
     assert html.count("data:image/png;base64,") == 3 * len(ZOO)  # curves, samples, completions

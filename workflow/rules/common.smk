@@ -22,7 +22,7 @@ except ParamsError as error:
     raise WorkflowError(str(error)) from None
 
 MODELS = list(config["models"])  # the zoo, as params.yaml lists it
-TRAINED = MODELS + ["classifier"]  # what the train rule makes: the zoo and the judge of samples
+TRAINED = MODELS + ["classifier"]  # everything trained: the zoo and the judge of samples
 ENV = "../envs/genzoo.yaml"  # for --use-conda; relative to the rule files
 
 
