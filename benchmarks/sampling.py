@@ -1,7 +1,8 @@
-"""Sampling and training throughput of the PixelCNN family, fast cached sampler vs generic loop.
+"""Sampling and training throughput: each model's fast sampler vs the generic loop.
 
-Builds each model with random weights (timing needs no training) on 28x28 binary images, at its
-default config and at a paper-scale config, and measures:
+Builds NADE and the PixelCNN family with random weights (timing needs no training) on 28x28 binary
+images, at the architecture of params.yaml ("default") and of params-paper.yaml ("paper"), and
+measures:
 
 * fast: ``model.sample(n)`` (the cached sampler), wall seconds for n images;
 * naive: ``AutoregressiveModel.sample`` (one full forward pass per pixel) on the same model and
@@ -24,23 +25,19 @@ from pathlib import Path
 
 import torch
 
+from genzoo.config import build, load_params
+from genzoo.models import MODELS
 from genzoo.models.base import AutoregressiveModel
-from genzoo.models.cond_gated_pixelcnn import CondGatedPixelCNN, CondGatedPixelCNNConfig
-from genzoo.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
-from genzoo.models.pixelcnn import PixelCNN, PixelCNNConfig
 
-# Paper scale: 15 layers of 128 channels (2016a table 1 / 2016b; pytorch-generative's MNIST
-# models use 15 residual blocks x 128 and 10-15 gated layers x 128 with a 32-channel head).
-CONFIGS = {
-    "pixelcnn": (PixelCNN, {"default": PixelCNNConfig(),
-                            "paper": PixelCNNConfig(channels=128, blocks=15, head_channels=32)}),
-    "gated_pixelcnn": (GatedPixelCNN, {"default": GatedPixelCNNConfig(),
-                                       "paper": GatedPixelCNNConfig(channels=128, layers=15,
-                                                                    head_channels=32)}),
-    "cond_gated_pixelcnn": (CondGatedPixelCNN, {
-        "default": CondGatedPixelCNNConfig(),
-        "paper": CondGatedPixelCNNConfig(channels=128, layers=15, head_channels=32)}),
-}
+REPO = Path(__file__).resolve().parents[1]
+# "default" = the laptop settings the pipeline runs, "paper" = the paper-scale file: one source.
+PARAMS = {"default": REPO / "params.yaml", "paper": REPO / "params-paper.yaml"}
+BENCHMARKED = ["nade", "pixelcnn", "gated_pixelcnn", "cond_gated_pixelcnn"]  # models with a fast sampler
+
+
+def config_for(name: str, scale: str):
+    arch = load_params(PARAMS[scale])["models"][name]["arch"]
+    return build(MODELS[name].Config, arch, where=f"{PARAMS[scale].name}: models.{name}.arch")
 
 
 def timed(fn) -> tuple[float, object]:
@@ -60,12 +57,12 @@ def naive_sample(model, n: int, y, pixels: int, seed: int) -> torch.Tensor:
 
 
 def bench(name: str, scale: str, args) -> dict:
-    cls, configs = CONFIGS[name]
+    config = config_for(name, scale)
     torch.manual_seed(0)
-    model = cls(configs[scale], image_shape=(1, 28, 28), levels=2).eval()
+    model = MODELS[name](config, image_shape=(1, 28, 28), levels=2).eval()
     D, n = model.num_pixels, args.n
     y = torch.arange(n) % model.num_classes if model.conditional else None
-    result = {"model": name, "scale": scale, "config": vars(configs[scale]),
+    result = {"model": name, "scale": scale, "config": vars(config),
               "parameters": model.num_parameters(), "n": n}
 
     fast_s, fast = timed(lambda: model.sample(n, y=y, generator=torch.Generator().manual_seed(0)))
@@ -98,7 +95,7 @@ def main() -> None:
     parser.add_argument("--naive-budget", type=float, default=120.0,
                         help="seconds: a longer naive loop runs a pixel prefix, extrapolated")
     parser.add_argument("--train-steps", type=int, default=3)
-    parser.add_argument("--models", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--models", nargs="+", default=BENCHMARKED)
     parser.add_argument("--scales", nargs="+", default=["default", "paper"])
     parser.add_argument("--out", type=Path,
                         default=Path(__file__).parent / "results" / "sampling.json")

@@ -52,7 +52,8 @@ class NADE(AutoregressiveModel):
         rows, width = D // self.row, self.row
         # a_d = c + sum_{j<d} W[:, j] x_j, computed one image row at a time: within a row as a
         # matmul with a strictly lower-triangular mask, across rows as a running sum of row
-        # totals. Same numbers as a cumulative sum over D, 1.5x faster on a CPU (benchmarks/).
+        # totals. Same numbers as a cumulative sum over D, and faster on a CPU
+        # (benchmarks/nade_forward.py).
         W_rows = self.W.t().reshape(rows, width, -1)  # (R, w, H)
         x_rows = flat.view(B, rows, width)  # (B, R, w)
         within = torch.matmul(x_rows.unsqueeze(2) * self.strictly_lower, W_rows)  # (B, R, w, H)
