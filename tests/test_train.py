@@ -146,3 +146,20 @@ def test_cli_missing_data_is_a_clear_error(tmp_path):
                  "--out-dir", str(tmp_path / "out"))
     assert result.returncode == 1
     assert "missing" in result.stderr and "binarize" in result.stderr
+
+
+def test_grayscale_variant_trains_a_256_level_pixelcnn(tmp_path, splits):
+    """data.variant: grayscale gives a 256-way categorical model, scored in bits/dim."""
+    from genzoo.evaluate import evaluate
+
+    arch = {"channels": 8, "blocks": 1, "head_channels": 8, "embed_dim": 4}
+    train("pixelcnn", arch, TrainConfig(epochs=1, max_steps=3, batch_size=50),
+          train_split=splits[0], val_split=splits[1], out_dir=tmp_path, seed=0,
+          variant="grayscale", progress=False, log=lambda m: None)
+    model, payload = checkpoint.load_model(tmp_path / "model.pt")
+    assert payload["variant"] == "grayscale" and model.levels == 256
+    metrics = evaluate(tmp_path / "model.pt", splits[1].subset(50))
+    assert 0 < metrics["test_bits_per_dim"] <= 8.5  # near log2(256) = 8 untrained, finite
+    with pytest.raises(ValueError, match="binarized"):
+        train("nade", ARCH["nade"], TrainConfig(epochs=1, max_steps=1), train_split=splits[0],
+              val_split=splits[1], out_dir=tmp_path / "nade", variant="grayscale")
