@@ -41,7 +41,7 @@ from .base import GenerativeModel, draw_levels, pixel_log_prob
 class VQVAEConfig:
     codes: int = 64  # K, codebook size
     code_dim: int = 16  # D, size of each code vector
-    hidden: int = 64  # channels of the encoder/decoder convolutions
+    hidden: int = 32  # channels of the encoder/decoder convolutions
     res_blocks: int = 1  # residual blocks after the encoder convs and before the decoder's
     beta: float = 0.25  # commitment weight
     ema: bool = True  # EMA codebook updates (else a learned codebook with the codebook loss)
