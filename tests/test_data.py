@@ -20,6 +20,12 @@ from genzoo import data
 from genzoo.data import DataError, RAW_FILES, download
 
 
+@pytest.fixture(autouse=True)
+def _no_environment_mirror(monkeypatch):
+    """These tests choose their mirrors; $GENZOO_DATA_MIRROR (set in CI) would go first."""
+    monkeypatch.delenv(data.MIRROR_ENV, raising=False)
+
+
 @pytest.fixture
 def http_mirror(mirror):
     """An HTTP server on 127.0.0.1 serving the local mirror; yields its base URL."""

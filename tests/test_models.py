@@ -116,19 +116,38 @@ def test_models_reject_grayscale():
         NADE(NADEConfig(hidden=4), levels=256)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+def schema_defaults(schema: dict, section: dict) -> dict:
+    """{key: default} of a schema object, following a local $ref."""
+    if "$ref" in section:
+        section = schema["$defs"][section["$ref"].rsplit("/", 1)[-1]]
+    return {key: value["default"] for key, value in section["properties"].items()}
+
+
+def dataclass_defaults(config_class) -> dict:
+    import dataclasses
+
+    return {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
+            for f in dataclasses.fields(config_class)}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS) + ["classifier"])
 def test_config_defaults_match_schema(name):
     """The typed config's defaults are the schema's defaults (one source of truth for users)."""
     from genzoo.config import SampleConfig, TrainConfig, load_schema
-    import dataclasses
+    from genzoo.models import model_class
 
     schema = load_schema()
-    model_schema = schema["properties"]["models"]["properties"][name]["properties"]
-    for config_class, properties in [
-        (MODELS[name].Config, model_schema["arch"]["properties"]),
-        (TrainConfig, schema["$defs"]["train"]["properties"]),
-        (SampleConfig, schema["$defs"]["sample"]["properties"]),
-    ]:
-        defaults = {f.name: (f.default if f.default is not dataclasses.MISSING else f.default_factory())
-                    for f in dataclasses.fields(config_class)}
-        assert defaults == {key: value["default"] for key, value in properties.items()}
+    if name == "classifier":
+        section = schema["properties"]["classifier"]["properties"]
+    else:
+        section = schema["properties"]["models"]["properties"][name]["properties"]
+    assert schema_defaults(schema, section["arch"]) == dataclass_defaults(model_class(name).Config)
+    assert schema_defaults(schema, section["train"]) == dataclass_defaults(TrainConfig)
+    if "sample" in section:
+        assert schema_defaults(schema, section["sample"]) == dataclass_defaults(SampleConfig)
+
+
+def test_every_model_has_a_schema_entry():
+    from genzoo.config import load_schema
+
+    assert set(load_schema()["properties"]["models"]["properties"]) == set(MODELS)

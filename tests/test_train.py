@@ -112,17 +112,20 @@ def test_cli_train_evaluate_sample(tmp_path, processed):
     assert cli("--threads", "1", "train", "--model", "made", "--params", section, "--data-dir",
                str(processed), "--out-dir", str(out), "--device", "cpu").returncode == 0
     metrics = tmp_path / "metrics.json"
-    result = cli("evaluate", "--checkpoint", str(out / "model.pt"), "--test",
+    result = cli("evaluate", "--model", "made", "--checkpoint", str(out / "model.pt"), "--test",
                  str(processed / "test.npz"), "--history", str(out / "history.json"),
                  "--out", str(metrics), "--device", "cpu")
     assert result.returncode == 0, result.stderr
     values = json.loads(metrics.read_text())
     assert values["test_images"] == 10_000 and values["nll_kind"] == "exact"
     assert values["test_bits_per_dim"] == pytest.approx(values["test_nll_nats"] / (784 * 0.6931471805599453))
-    result = cli("sample", "--checkpoint", str(out / "model.pt"), "--params", '{"n": 16, "nrow": 4}',
-                 "--out-npz", str(tmp_path / "s.npz"), "--out-png", str(tmp_path / "s.png"), "--device", "cpu")
+    result = cli("sample", "--checkpoint", str(out / "model.pt"), "--params",
+                 '{"n": 16, "nrow": 4, "completions": 2, "completion_samples": 2}',
+                 "--test", str(processed / "test.npz"), "--out-npz", str(tmp_path / "s.npz"),
+                 "--out-dir", str(tmp_path / "figures"), "--device", "cpu")
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("samples.png", "completions.png"):
+        assert (tmp_path / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("section, message", [

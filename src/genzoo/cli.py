@@ -20,6 +20,8 @@ from .data import DataError
 def _model_section(name: str, text: str) -> dict:
     """Validate one model's params section (JSON) exactly as params.yaml would be validated."""
     section = parse_json_arg(text, what=f"--params for {name}")
+    if name == "classifier":  # a top-level section of params.yaml, not one of the zoo
+        return validate_params({"classifier": section}, source="--params")["classifier"]
     return validate_params({"models": {name: section}}, source="--params")["models"][name]
 
 
@@ -65,25 +67,39 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .data import load_split
-    from .evaluate import evaluate, write_metrics
+    from .evaluate import evaluate, evaluate_classifier, write_metrics
     from .train import pick_device
 
-    metrics = evaluate(Path(args.checkpoint), load_split(args.test), history_path=args.history,
-                       batch_size=args.batch_size, device=pick_device(args.device))
+    device = pick_device(args.device)
+    test = load_split(args.test)
+    if args.model == "classifier":
+        metrics = evaluate_classifier(Path(args.checkpoint), test, history_path=args.history,
+                                      batch_size=args.batch_size, device=device)
+        summary = f"test accuracy {metrics['test_accuracy']:.4f}"
+    else:
+        metrics = evaluate(Path(args.checkpoint), test, history_path=args.history,
+                           batch_size=args.batch_size, device=device,
+                           classifier_path=args.classifier, agreement_samples=args.agreement_samples,
+                           seed=args.seed)
+        summary = (f"test NLL {metrics['test_nll_nats']:.3f} nats, "
+                   f"{metrics['test_bits_per_dim']:.4f} bits/dim")
+        if "label_agreement" in metrics:
+            summary += f", label agreement {metrics['label_agreement']:.3f}"
     write_metrics(Path(args.out), metrics)
-    print(f"{metrics['model']}: test NLL {metrics['test_nll_nats']:.3f} nats, "
-          f"{metrics['test_bits_per_dim']:.4f} bits/dim")
+    print(f"{metrics['model']}: {summary}")
     return 0
 
 
 def cmd_sample(args) -> int:
+    from .data import load_split
     from .sample import sample
     from .train import pick_device
 
     config = build(SampleConfig, parse_json_arg(args.params, what="--params"), where="sample")
-    sample(Path(args.checkpoint), n=config.n, nrow=config.nrow, seed=args.seed,
-           out_npz=Path(args.out_npz), out_png=Path(args.out_png), device=pick_device(args.device))
-    print(args.out_png)
+    test = load_split(args.test) if args.test else None
+    sample(Path(args.checkpoint), config=config, seed=args.seed, out_npz=Path(args.out_npz),
+           out_dir=Path(args.out_dir), test=test, device=pick_device(args.device))
+    print(args.out_dir)
     return 0
 
 
@@ -91,7 +107,7 @@ def cmd_report(args) -> int:
     from .report import write_report
 
     write_report(Path(args.out), metrics=[Path(p) for p in args.metrics],
-                 histories=[Path(p) for p in args.history], samples=[Path(p) for p in args.samples],
+                 histories=[Path(p) for p in args.history], figures=[Path(p) for p in args.figures],
                  title=args.title)
     print(args.out)
     return 0
@@ -133,27 +149,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("evaluate", help="test NLL of a trained model")
+    p.add_argument("--model", required=True, help="the model's name (classifier: accuracy)")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--test", required=True)
     p.add_argument("--history", default=None)
+    p.add_argument("--classifier", default=None,
+                   help="classifier checkpoint: scores a conditional model's label agreement")
+    p.add_argument("--agreement-samples", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate)
 
-    p = commands.add_parser("sample", help="draw a sample grid from a trained model")
+    p = commands.add_parser("sample", help="draw sample grids (and completions) from a trained model")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--params", default="{}", help="the model's sample section as JSON")
+    p.add_argument("--test", default=None, help="test split whose images are completed")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-npz", required=True)
-    p.add_argument("--out-png", required=True)
+    p.add_argument("--out-dir", required=True, help="folder of the model's PNG figures")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_sample)
 
     p = commands.add_parser("report", help="write the HTML report")
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--history", nargs="+", required=True)
-    p.add_argument("--samples", nargs="+", required=True)
+    p.add_argument("--figures", nargs="+", required=True, help="PNGs in one folder per model")
     p.add_argument("--title", default="genzoo")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_report)

@@ -40,6 +40,8 @@ class TrainConfig:
 class SampleConfig:
     n: int = 64
     nrow: int = 8
+    completions: int = 10
+    completion_samples: int = 4
 
 
 def load_schema() -> dict[str, Any]:

@@ -43,8 +43,14 @@ def bits_per_dim(nats_per_image: float, num_dims: int) -> float:
 
 
 def evaluate(checkpoint_path: Path, test_split: Split, *, history_path: Path | None = None,
-             batch_size: int = 1000, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Test metrics of a trained model, plus the training facts the report shows beside them."""
+             batch_size: int = 1000, device: str | torch.device = "cpu",
+             classifier_path: Path | None = None, agreement_samples: int = 1000,
+             seed: int = 0) -> dict[str, Any]:
+    """Test metrics of a trained model, plus the training facts the report shows beside them.
+
+    For a class-conditional model with ``classifier_path`` given, also the classifier's label
+    agreement on ``agreement_samples`` samples.
+    """
     model, payload = checkpoint.load_model(checkpoint_path, device)
     nll = per_image_nll(model, test_split.images(payload["variant"]), test_split.labels,
                         batch_size=batch_size, device=device)
@@ -68,6 +74,47 @@ def evaluate(checkpoint_path: Path, test_split: Split, *, history_path: Path | N
         metrics.update(train_seconds=history["train_seconds"],
                        seconds_per_epoch=history["seconds_per_epoch"],
                        epochs_trained=len(history["epochs"]), train_device=history["device"])
+    if model.conditional and classifier_path is not None:
+        classifier, _ = checkpoint.load_model(classifier_path, device)
+        metrics["label_agreement"] = label_agreement(model, classifier, samples=agreement_samples,
+                                                     seed=seed)
+        metrics["agreement_samples"] = agreement_samples
+    return metrics
+
+
+@torch.no_grad()
+def label_agreement(model: GenerativeModel, classifier: GenerativeModel, *, samples: int,
+                    seed: int = 0, batch_size: int = 100) -> float:
+    """Fraction of class-conditional samples the classifier assigns to the requested digit.
+
+    The labels are spread evenly over the digits; the samples come from a generator seeded by
+    ``seed``, so the figure is reproducible.
+    """
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    labels = torch.arange(samples, device=model.device) % model.num_classes
+    agree = 0
+    for start in range(0, samples, batch_size):
+        y = labels[start:start + batch_size]
+        images = model.sample(len(y), y=y, generator=generator)
+        # The classifier reads levels 0..levels-1 of its own data; rescale the samples to them.
+        images = images / (model.levels - 1) * (classifier.levels - 1)
+        agree += (classifier.predict(images).to(y.device) == y).sum().item()
+    return agree / samples
+
+
+def evaluate_classifier(checkpoint_path: Path, test_split: Split, *, history_path: Path | None = None,
+                        batch_size: int = 1000, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Test accuracy and label NLL of the pipeline's classifier."""
+    model, payload = checkpoint.load_model(checkpoint_path, device)
+    images = test_split.images(payload["variant"])
+    predicted = model.predict(images, batch_size=batch_size)
+    nll = per_image_nll(model, images, test_split.labels, batch_size=batch_size, device=device)
+    metrics = {"model": payload["model"], "paper": type(model).paper, "variant": payload["variant"],
+               "test_images": len(images),
+               "test_accuracy": (predicted == test_split.labels).double().mean().item(),
+               "test_label_nll_nats": nll.mean().item(), "num_parameters": model.num_parameters()}
+    if history_path is not None:
+        metrics["train_seconds"] = json.loads(Path(history_path).read_text())["train_seconds"]
     return metrics
 
 

@@ -1,7 +1,15 @@
-"""Shared layers: masked linear maps (MADE) and, as the zoo grows, masked/causal convolutions."""
+"""Shared layers: masked linear maps (MADE), masked convolutions (PixelCNN) and the vertical /
+horizontal stacks of the Gated PixelCNN.
+
+Convolutions here are causal in raster order over single-channel images: a feature at (r, c) sees
+input pixels before (r, c) (mask 'A') or up to and including it (mask 'B'). Each causal layer also
+has a ``*_at`` form that computes the feature of one position (or one row) from a cache of its
+input, which the fast PixelCNN samplers use; both forms share the same weights.
+"""
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -20,3 +28,174 @@ class MaskedLinear(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight * self.mask, self.bias)
+
+
+MASK_TYPES = ("A", "B")
+
+
+def _check_kernel(kernel_size: int) -> int:
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+    return kernel_size // 2
+
+
+def conv_at(window: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """One output position of a convolution: window (B, C_in, kh, kw) -> (B, C_out)."""
+    return F.linear(window.flatten(1), weight.flatten(1), bias)
+
+
+def conv1x1_at(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """A 1x1 convolution at one position: (B, C_in) -> (B, C_out)."""
+    return F.linear(x, conv.weight.flatten(1), conv.bias)
+
+
+class MaskedConv2d(nn.Conv2d):
+    """A k x k convolution that sees only the pixels before the centre in raster order.
+
+    van den Oord et al. 2016a, section 3.4: mask 'A' (first layer) excludes the centre, mask 'B'
+    (later layers) includes it. One image channel, so no R/G/B channel groups. Zero padding k // 2
+    keeps the spatial size.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
+                 mask_type: str, bias: bool = True) -> None:
+        if mask_type not in MASK_TYPES:
+            raise ValueError(f"mask_type must be one of {MASK_TYPES}, got {mask_type!r}")
+        p = _check_kernel(kernel_size)
+        super().__init__(in_channels, out_channels, kernel_size, padding=p, bias=bias)
+        mask = torch.ones(kernel_size, kernel_size)
+        mask[p, p + (mask_type == "B"):] = 0  # centre row: right of (or from) the centre
+        mask[p + 1:] = 0  # rows below the centre
+        self.register_buffer("mask", mask)
+        self.mask_type = mask_type
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, C', H, W)
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+    def causal_weight(self) -> Tensor:
+        """The masked weight without its all-zero rows below the centre: (C', C, p + 1, k)."""
+        p = self.kernel_size[0] // 2
+        return (self.weight * self.mask)[:, :, :p + 1]
+
+    def at(self, cache: Tensor, r: int, c: int, weight: Tensor | None = None) -> Tensor:
+        """The output at (r, c), (B, C'), from ``cache`` = the input padded by p on the top, left
+        and right, (B, C, H + p, W + 2p); ``weight`` = a precomputed ``causal_weight()``."""
+        p = self.kernel_size[0] // 2
+        weight = self.causal_weight() if weight is None else weight
+        return conv_at(cache[:, :, r:r + p + 1, c:c + 2 * p + 1], weight, self.bias)
+
+
+class GatedActivation(nn.Module):
+    """tanh(a) * sigmoid(b) for (a, b) = the two halves of the channels (2016b, eq. 2)."""
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, 2h, ...) -> (B, h, ...)
+        a, b = x.chunk(2, dim=1)
+        return torch.tanh(a) * torch.sigmoid(b)
+
+
+def shift_down(x: Tensor) -> Tensor:
+    """Row r of the result is row r - 1 of ``x`` (zeros in row 0): (B, C, H, W) -> same."""
+    return F.pad(x, (0, 0, 1, 0))[:, :, :-1]
+
+
+class GatedStackLayer(nn.Module):
+    """One layer of the Gated PixelCNN (van den Oord et al. 2016b, figure 2), without blind spot.
+
+    Vertical stack: a (p + 1) x k convolution over rows r - p..r, all columns c - p..c + p, so
+    its features at row r see rows <= r; it feeds the horizontal stack only after a shift down by
+    one row (so position (r, c) sees rows < r through it: causal, and no blind spot up-right).
+    Horizontal stack: a 1 x (p + 1) convolution over columns c - p..c of the current row (centre
+    excluded in the first layer), plus the 1x1 link from the shifted vertical pre-activation,
+    gated, then a 1x1 conv and a residual connection (not in the first layer, whose input is the
+    image itself). A 1x1 skip output goes to the network's head.
+
+    Conditioning is a hook: ``forward`` takes an optional (B, 4h) bias (V^T h of eq. 4, one per
+    image) added inside the gates, the first 2h to the vertical and the last 2h to the horizontal
+    pre-activation.
+    """
+
+    def __init__(self, in_channels: int, channels: int, kernel_size: int, *, first: bool) -> None:
+        super().__init__()
+        p = self.p = _check_kernel(kernel_size)
+        self.first = first
+        self.residual = not first  # the first layer's input is the image: no residual
+        self.vertical = nn.Conv2d(in_channels, 2 * channels, (p + 1, kernel_size))
+        self.horizontal = nn.Conv2d(in_channels, 2 * channels, (1, p + 1))
+        mask = torch.ones(1, p + 1)
+        if first:
+            mask[0, p] = 0  # mask 'A' on the horizontal stack: the centre pixel is the target
+        self.register_buffer("h_mask", mask)
+        self.link = nn.Conv2d(2 * channels, 2 * channels, 1)
+        self.gate = GatedActivation()
+        self.h_out = nn.Conv2d(channels, channels, 1)
+        self.skip = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, v: Tensor, h: Tensor, cond: Tensor | None = None
+                ) -> tuple[Tensor, Tensor, Tensor]:
+        """(v, h) inputs (B, C, H, W) -> (v', h', skip), each (B, h, H, W)."""
+        p = self.p
+        v_pre = self.vertical(F.pad(v, (p, p, p, 0)))  # (B, 2h, H, W): rows r-p..r
+        h_pre = F.conv2d(F.pad(h, (p, 0, 0, 0)), self.horizontal.weight * self.h_mask,
+                         self.horizontal.bias)  # (B, 2h, H, W): columns c-p..c
+        h_pre = h_pre + self.link(shift_down(v_pre))
+        if cond is not None:
+            v_bias, h_bias = cond[:, :, None, None].chunk(2, dim=1)  # (B, 2h, 1, 1) each
+            v_pre, h_pre = v_pre + v_bias, h_pre + h_bias
+        gated = self.gate(h_pre)  # (B, h, H, W)
+        h_new = self.h_out(gated)
+        if self.residual:
+            h_new = h + h_new
+        return self.gate(v_pre), h_new, self.skip(gated)
+
+    def vertical_row(self, v_cache: Tensor, r: int, cond: Tensor | None = None
+                     ) -> tuple[Tensor, Tensor]:
+        """Row r of (v', link(v_pre)): (B, h, W) and (B, 2h, W), from ``v_cache`` = the vertical
+        input padded by p on the top, left and right, (B, C, H + p, W + 2p)."""
+        v_pre = self.vertical(v_cache[:, :, r:r + self.p + 1])[:, :, 0]  # (B, 2h, W)
+        link = self.link(v_pre[:, :, None])[:, :, 0]  # (B, 2h, W), before the conditioning
+        if cond is not None:
+            v_pre = v_pre + cond.chunk(2, dim=1)[0][:, :, None]
+        return self.gate(v_pre), link
+
+    def horizontal_at(self, h_cache: Tensor, c: int, link: Tensor, h_weight: Tensor,
+                      cond: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """(h', skip) at column c of the current row, each (B, h), from ``h_cache`` = the row's
+        horizontal input padded by p on the left, (B, C, W + p); ``link`` (B, 2h) comes from
+        the previous row's ``vertical_row``; ``h_weight`` = horizontal weight * mask."""
+        window = h_cache[:, :, None, c:c + self.p + 1]  # (B, C, 1, p + 1)
+        h_pre = conv_at(window, h_weight, self.horizontal.bias) + link  # (B, 2h)
+        if cond is not None:
+            h_pre = h_pre + cond.chunk(2, dim=1)[1]
+        gated = self.gate(h_pre)  # (B, h)
+        h_new = conv1x1_at(self.h_out, gated)
+        if self.residual:
+            h_new = h_cache[:, :, c + self.p] + h_new
+        return h_new, conv1x1_at(self.skip, gated)
+
+
+class LevelInput(nn.Module):
+    """What a PixelCNN reads of a pixel: the binary value itself when ``levels == 2``, else a
+    learned embedding of the integer level (256 grey levels, or K VQ-VAE codes).
+
+    (B, C, H, W) float levels -> (B, out_channels, H, W), out_channels = C or C * dim.
+    """
+
+    def __init__(self, levels: int, channels: int, dim: int) -> None:
+        super().__init__()
+        self.levels = levels
+        self.embedding = nn.Embedding(levels, dim) if levels > 2 else None
+        self.out_channels = channels if levels == 2 else channels * dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.embedding is None:
+            return x
+        e = self.embedding(x.long())  # (B, C, H, W, dim)
+        return e.permute(0, 1, 4, 2, 3).flatten(1, 2).to(self.embedding.weight.dtype)
+
+
+def level_logits(out: Tensor, levels: int, channels: int) -> Tensor:
+    """Head output (B, C * (1 or levels), ...) -> (B, C, ...) Bernoulli logits when levels == 2,
+    else (B, levels, C, ...) categorical logits (the layouts of ``pixel_log_prob``)."""
+    if levels == 2:
+        return out
+    return out.unflatten(1, (levels, channels))

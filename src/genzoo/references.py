@@ -31,6 +31,15 @@ REFERENCES: dict[str, list[Reference]] = {
         Reference("pytorch-generative", 84.867, "README, dynamic binarization, 1 mask",
                   PYTORCH_GENERATIVE),
     ],
+    "pixelcnn": [
+        Reference("van den Oord et al. 2016a (ICML)", 81.30, "Table 4, PixelCNN",
+                  "https://arxiv.org/abs/1601.06759"),
+        Reference("pytorch-generative", 81.45, "README, dynamic binarization", PYTORCH_GENERATIVE),
+    ],
+    # The Gated PixelCNN paper (van den Oord et al. 2016b) reports no binarized-MNIST figure.
+    "gated_pixelcnn": [
+        Reference("pytorch-generative", 81.50, "README, dynamic binarization", PYTORCH_GENERATIVE),
+    ],
 }
 
 

@@ -46,34 +46,52 @@ def curves_png(history: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def _by_model(paths: list[Path], key) -> dict[str, Path]:
-    return {key(path): path for path in paths}
+FIGURE_CAPTIONS = {
+    "samples.png": "Samples (for class-conditional models, row d shows the digit d).",
+    "completions.png": "Completions: each row shows a test image, its top half, then samples of "
+                       "the bottom half given the top.",
+}
 
 
-def model_rows(metrics: list[Path], histories: list[Path], samples: list[Path]) -> list[dict[str, Any]]:
+def figures_of(folder: Path) -> list[dict[str, str]]:
+    """The PNGs of one model's figure folder, samples first, as data URIs with captions."""
+    order = list(FIGURE_CAPTIONS)
+    pngs = sorted(folder.glob("*.png"),
+                  key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
+    return [{"uri": _data_uri(p.read_bytes()), "caption": FIGURE_CAPTIONS.get(p.name, p.stem)}
+            for p in pngs]
+
+
+def model_rows(metrics: list[Path], histories: list[Path], figures: list[Path]
+               ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One row per zoo model (best test NLL first), and the classifier's metrics if present."""
     history_of = {json.loads(p.read_text())["model"]: p for p in histories}
-    sample_of = _by_model(samples, lambda p: p.parent.name)
-    rows = []
+    folder_of = {p.name: p for p in figures}
+    rows, classifier = [], None
     for path in metrics:
         row = json.loads(path.read_text())
         name = row["model"]
+        if name == "classifier":
+            classifier = row
+            continue
         history = json.loads(history_of[name].read_text()) if name in history_of else None
         row["references"] = references_for(name)
         row["curves"] = _data_uri(curves_png(history)) if history and history["epochs"] else None
-        row["samples"] = _data_uri(sample_of[name].read_bytes()) if name in sample_of else None
+        row["figures"] = figures_of(folder_of[name]) if name in folder_of else []
         rows.append(row)
-    return sorted(rows, key=lambda r: r["test_nll_nats"])
+    return sorted(rows, key=lambda r: r["test_nll_nats"]), classifier
 
 
-def render(rows: list[dict[str, Any]], *, title: str) -> str:
+def render(rows: list[dict[str, Any]], classifier: dict[str, Any] | None, *, title: str) -> str:
     environment = Environment(loader=PackageLoader("genzoo", "templates"),
                               autoescape=select_autoescape(["html", "j2"]))
     template = environment.get_template("report.html.j2")
-    return template.render(title=title, rows=rows, version=__version__,
+    return template.render(title=title, rows=rows, classifier=classifier, version=__version__,
                            generated=datetime.date.today().isoformat())
 
 
-def write_report(out: Path, *, metrics: list[Path], histories: list[Path], samples: list[Path],
+def write_report(out: Path, *, metrics: list[Path], histories: list[Path], figures: list[Path],
                  title: str = "genzoo") -> None:
-    html = render(model_rows(metrics, histories, samples), title=title)
+    rows, classifier = model_rows(metrics, histories, figures)
+    html = render(rows, classifier, title=title)
     atomic_write_bytes(Path(out), html.encode())

@@ -6,16 +6,17 @@ localrules:
 
 
 rule download:
-    # Runs where the internet is (a login node on a cluster). The mirror list is not a param on
-    # purpose: any good mirror yields the same verified bytes, so editing it reruns nothing.
+    # Runs where the internet is (a login node on a cluster). The mirrors are read inside `run`
+    # on purpose: any good mirror yields the same verified bytes, so editing the list (or
+    # $GENZOO_DATA_MIRROR) reruns nothing.
     output:
         expand("data/raw/{name}", name=RAW_FILES),
     log:
         "logs/download.log",
     resources:
         runtime=30,
-    shell:
-        f"{GENZOO} download --quiet --out-dir data/raw {mirror_args()} > {{log}} 2>&1"
+    run:
+        shell(f"python -m genzoo download --quiet --out-dir data/raw {mirror_args()} > {log} 2>&1")
 
 
 rule binarize:
@@ -27,11 +28,13 @@ rule binarize:
     params:
         val_size=config["data"]["val_size"],
         seed=config["seed"],
+    conda:
+        ENV
     log:
         "logs/binarize.log",
     resources:
         mem_mb=4000,
         runtime=10,
     shell:
-        "{GENZOO} binarize --raw-dir data/raw --out-dir data/processed "
+        "python -m genzoo binarize --raw-dir data/raw --out-dir data/processed "
         "--val-size {params.val_size} --seed {params.seed} > {log} 2>&1"

@@ -1,4 +1,5 @@
-# evaluate_<model>: test NLL on the fixed test binarization.
+# evaluate_<model>: test NLL on the fixed test bits (and label agreement for conditional models);
+# for the classifier, its test accuracy.
 
 
 rule evaluate:
@@ -6,11 +7,17 @@ rule evaluate:
         model="data/models/{model}/model.pt",
         history="data/models/{model}/history.json",
         test="data/processed/test.npz",
+        classifier=classifier_input,
         code=model_sources("evaluate"),
     output:
         "reports/metrics/{model}.json",
     params:
         batch_size=config["evaluate"]["batch_size"],
+        agreement_samples=config["evaluate"]["agreement_samples"],
+        seed=config["seed"],
+        classifier=lambda wildcards, input: f"--classifier {input.classifier}" if input.classifier else "",
+    conda:
+        ENV
     log:
         "logs/evaluate/{model}.log",
     threads: 4
@@ -19,5 +26,7 @@ rule evaluate:
         mem_mb=8000,
         runtime=60,
     shell:
-        "{GENZOO} --threads {threads} evaluate --checkpoint {input.model} --test {input.test} "
-        "--history {input.history} --batch-size {params.batch_size} --out {output} > {log} 2>&1"
+        "python -m genzoo --threads {threads} evaluate --model {wildcards.model} "
+        "--checkpoint {input.model} --test {input.test} --history {input.history} "
+        "{params.classifier} --agreement-samples {params.agreement_samples} --seed {params.seed} "
+        "--batch-size {params.batch_size} --out {output} > {log} 2>&1"

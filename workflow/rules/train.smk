@@ -14,6 +14,8 @@ rule train:
         seed=config["seed"],
         variant=config["data"]["variant"],
         eval_batch_size=config["evaluate"]["batch_size"],
+    conda:
+        ENV
     log:
         "logs/train/{model}.log",
     threads: 4
@@ -22,6 +24,6 @@ rule train:
         mem_mb=8000,
         runtime=240,
     shell:
-        "{GENZOO} --threads {threads} train --model {wildcards.model} --params {params.section:q} "
+        "python -m genzoo --threads {threads} train --model {wildcards.model} --params {params.section:q} "
         "--data-dir data/processed --out-dir data/models/{wildcards.model} --seed {params.seed} "
         "--variant {params.variant} --eval-batch-size {params.eval_batch_size} > {log} 2>&1"

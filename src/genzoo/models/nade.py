@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .base import AutoregressiveModel, draw_levels
@@ -42,16 +41,25 @@ class NADE(AutoregressiveModel):
         self.c = nn.Parameter(torch.zeros(H))
         self.V = nn.Parameter(torch.randn(D, H) * 0.01)  # hidden -> output, row d predicts pixel d
         self.b = nn.Parameter(torch.zeros(D))
+        self.row = self.image_shape[-1]  # pixels per image row
+        self.register_buffer("strictly_lower", torch.ones(self.row, self.row).tril(-1),
+                             persistent=False)  # (w, w): [i, j] = 1 where j < i
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Bernoulli logits of every pixel given the pixels before it, shape (B, C, H, W)."""
         flat = x.flatten(1)  # (B, D)
-        # (B, D, H) layout: the cumulative sum over D then runs vectorised along contiguous H.
-        contributions = flat.unsqueeze(2) * self.W.t()  # (B, D, H): x_j W[:, j]
-        running = torch.cumsum(contributions, dim=1)  # (B, D, H): sum over j <= d
-        before = F.pad(running[:, :-1], (0, 0, 1, 0))  # (B, D, H): sum over j < d, a shift by one
-        hidden = torch.sigmoid(before + self.c)  # (B, D, H): h_d
-        logits = torch.einsum("bdh,dh->bd", hidden, self.V) + self.b  # (B, D)
+        B, D = flat.shape
+        rows, width = D // self.row, self.row
+        # a_d = c + sum_{j<d} W[:, j] x_j, computed one image row at a time: within a row as a
+        # matmul with a strictly lower-triangular mask, across rows as a running sum of row
+        # totals. Same numbers as a cumulative sum over D, 1.5x faster on a CPU (benchmarks/).
+        W_rows = self.W.t().reshape(rows, width, -1)  # (R, w, H)
+        x_rows = flat.view(B, rows, width)  # (B, R, w)
+        within = torch.matmul(x_rows.unsqueeze(2) * self.strictly_lower, W_rows)  # (B, R, w, H)
+        totals = torch.einsum("brj,rjh->brh", x_rows, W_rows)  # (B, R, H): each row's sum
+        earlier_rows = torch.cumsum(totals, dim=1) - totals  # (B, R, H): rows above
+        hidden = torch.sigmoid(within + (earlier_rows + self.c).unsqueeze(2))  # (B, R, w, H)
+        logits = torch.einsum("bdh,dh->bd", hidden.reshape(B, D, -1), self.V) + self.b  # (B, D)
         return logits.view(x.shape)
 
     @torch.no_grad()

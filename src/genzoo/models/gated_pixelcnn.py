@@ -1,0 +1,130 @@
+"""Gated PixelCNN: vertical and horizontal stacks with gated units, no blind spot.
+
+van den Oord, Kalchbrenner, Vinyals, Espeholt, Graves & Kavukcuoglu, "Conditional Image Generation
+with PixelCNN Decoders", NeurIPS 2016 (2016b), section 2.1-2.3 and figure 2.
+
+    y = tanh(W_f * x + V_f^T h) . sigmoid(W_g * x + V_g^T h)                 (eq. 2 / eq. 4)
+
+The vertical stack sees every row above (its (p+1) x k kernel spans the full width of its
+receptive field), the horizontal stack the pixels left of the current one in its row; the
+vertical stack reaches the horizontal one through a 1x1 link after a shift down by one row, so the
+receptive field of (r, c) is every earlier pixel within its reach: no blind spot. The horizontal
+stack is residual except in the first layer (whose input is the image, so a residual would let
+pixel (r, c) see itself). The layers' 1x1 skip outputs are summed into a two-layer 1x1 head.
+
+Conditioning is a hook: ``conditioning(y)`` returns one (B, 4h) bias per layer (None here) that
+each layer adds inside its gates; ``cond_gated_pixelcnn.py`` fills it from the class label.
+
+Sampling caches per row: when row r starts, rows < r are final, so the vertical stack of row r-1
+is computed once for all layers, then each pixel of row r runs only the horizontal stacks (a
+1 x (p+1) window per layer) and the head; sampling costs about one forward pass.
+
+NOTE: levels == 2 gives Bernoulli logits (the paper uses a 256-way softmax); levels > 2 reads a
+learned embedding of the level, so the model also serves as a prior over VQ-VAE codes.
+NOTE: the skip outputs are summed, as in pytorch-generative; the paper's figure shows only the
+residual path of the horizontal stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..nn import GatedStackLayer, LevelInput, conv1x1_at, level_logits
+from .base import AutoregressiveModel, draw_levels
+
+
+@dataclass
+class GatedPixelCNNConfig:
+    channels: int = 32  # h, the gated units per stack and layer (the convolutions output 2h)
+    layers: int = 5  # gated layers
+    kernel_size: int = 3  # k: vertical kernel (k // 2 + 1) x k, horizontal 1 x (k // 2 + 1)
+    head_channels: int = 32  # the hidden 1x1 layer of the output head
+    embed_dim: int = 16  # level embedding size (used only when levels > 2)
+
+
+class GatedPixelCNN(AutoregressiveModel):
+    """Gated PixelCNN without blind spot, binary or categorical pixels."""
+
+    Config = GatedPixelCNNConfig
+    paper = "van den Oord et al. 2016b (Conditional Image Generation with PixelCNN Decoders)"
+
+    def __init__(self, config: GatedPixelCNNConfig, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        if self.image_shape[0] != 1:
+            raise ValueError("GatedPixelCNN masks assume one image channel")
+        if config.layers < 1:
+            raise ValueError("GatedPixelCNN needs at least one layer")
+        self.input = LevelInput(self.levels, 1, config.embed_dim)
+        sizes = [self.input.out_channels] + [config.channels] * (config.layers - 1)
+        self.layers = nn.ModuleList(
+            GatedStackLayer(size, config.channels, config.kernel_size, first=i == 0)
+            for i, size in enumerate(sizes))
+        out = 1 if self.levels == 2 else self.levels
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(config.channels, config.head_channels, 1),
+                                  nn.ReLU(), nn.Conv2d(config.head_channels, out, 1))
+
+    def conditioning(self, y: Tensor | None) -> list[Tensor | None]:
+        """One (B, 4h) gate bias per layer, or None: the hook conditional models override."""
+        return [None] * len(self.layers)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Logits (B, C, H, W) when levels == 2, else (B, levels, C, H, W)."""
+        v = h = self.input(x)  # (B, C_in, H, W)
+        skips = 0
+        for layer, cond in zip(self.layers, self.conditioning(y)):
+            v, h, skip = layer(v, h, cond)  # (B, h, H, W) each
+            skips = skips + skip
+        return level_logits(self.head(skips), self.levels, 1)
+
+    def _head_at(self, skips: Tensor) -> Tensor:  # (B, h) -> (B,) or (B, levels)
+        out = conv1x1_at(self.head[3], F.relu(conv1x1_at(self.head[1], F.relu(skips))))
+        return out[:, 0] if self.levels == 2 else out
+
+    @torch.no_grad()
+    def sample(self, n: int, *, y: Tensor | None = None, generator: torch.Generator | None = None,
+               given: Tensor | None = None, given_mask: Tensor | None = None) -> Tensor:
+        """Draw ``n`` images row by row: the vertical stack once per row, the horizontal stack
+        once per pixel.
+
+        Draws the same pixels, in the same order, from the same generator as the generic loop
+        (``AutoregressiveModel.sample``), including the ``given`` / ``given_mask`` completion.
+        """
+        _, H, W = self.image_shape
+        p = self.config.kernel_size // 2
+        x = torch.zeros((n, *self.image_shape), device=self.device, dtype=self.dtype)
+        if given is not None:
+            x = given.to(self.device, self.dtype).clone()
+        flat_mask = None if given_mask is None else given_mask.flatten().tolist()
+        conds = self.conditioning(None if y is None else y.to(self.device))
+        sizes = [layer.vertical.in_channels for layer in self.layers]
+        # Vertical inputs of every layer, padded top/left/right by p: (n, C_l, H + p, W + 2p).
+        v_caches = [x.new_zeros(n, size, H + p, W + 2 * p) for size in sizes]
+        h_weights = [layer.horizontal.weight * layer.h_mask for layer in self.layers]
+        # Row 0's link sees the zero row above the image: only the link's bias, (n, 2h, W).
+        links = [layer.link.bias[None, :, None].expand(n, -1, W) for layer in self.layers]
+        for r in range(H):
+            if r > 0:  # row r - 1 is final: run the vertical stack on it, layer by layer
+                for i, (layer, cond) in enumerate(zip(self.layers, conds)):
+                    v_row, links[i] = layer.vertical_row(v_caches[i], r - 1, cond)
+                    if i + 1 < len(self.layers):
+                        v_caches[i + 1][:, :, r - 1 + p, p:p + W] = v_row
+            # Horizontal inputs of the current row, padded left by p: (n, C_l, W + p).
+            h_caches = [x.new_zeros(n, size, W + p) for size in sizes]
+            for c in range(W):
+                skips = 0
+                for i, (layer, cond) in enumerate(zip(self.layers, conds)):
+                    h, skip = layer.horizontal_at(h_caches[i], c, links[i][:, :, c], h_weights[i],
+                                                  cond)  # (n, h) each
+                    skips = skips + skip
+                    if i + 1 < len(self.layers):
+                        h_caches[i + 1][:, :, c + p] = h
+                if flat_mask is None or not flat_mask[r * W + c]:
+                    x[:, 0, r, c] = draw_levels(self._head_at(skips), self.levels, generator)
+                pixel = self.input(x[:, :, r:r + 1, c:c + 1])[:, :, 0, 0]  # (n, C_in)
+                h_caches[0][:, :, c + p] = pixel
+                v_caches[0][:, :, r + p, c + p] = pixel
+        return x

@@ -1,0 +1,251 @@
+"""The SLURM profile against a real one-node SLURM cluster (.ci/slurm.sh), on the smoke config.
+
+The session fixture starts the cluster (munged, slurmctld, slurmd on this machine, two fake GPUs)
+and stops it at the end if it started it. Without SLURM the tests skip, naming the reason, except
+when $CI is "true": then they fail, so CI cannot go green without having run them.
+
+Each run is wrapped in `timeout -k 10 N` (Snakemake treats SIGTERM as "let the jobs finish") and
+followed by `snakemake --unlock` and an scancel of the run's leftover jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, local_mirror
+
+pytestmark = [pytest.mark.slurm, pytest.mark.pipeline]
+
+SLURM_SH = REPO / ".ci" / "slurm.sh"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+RUN_TIMEOUT = 240  # seconds for one snakemake run (the smoke pipeline takes about 2 minutes)
+
+# The smoke pipeline on a 2-core test node: one thread per job (so the local and SLURM runs compute
+# with the same number of threads and give the same bits) and small memory requests (the rules ask
+# for paper-scale memory, which a CI machine may not have).
+SMALL = ["--max-threads", "1", "--set-resources",
+         *(f"{rule}:mem_mb=1000" for rule in ("binarize", "train", "evaluate", "sample"))]
+# Poll SLURM often: the profile's 20 s before the first status check is meant for real clusters.
+FAST_POLL = ["--slurm-init-seconds-before-status-checks", "2",
+             "--seconds-between-status-checks", "2"]
+ZOO = ["nade", "made", "cond_gated_pixelcnn"]  # the smoke config's models
+REMOTE_RULES = {"binarize": [""], "train": [*ZOO, "classifier"],
+                "evaluate": [*ZOO, "classifier"], "sample": ZOO}
+
+
+def _unavailable(reason: str):
+    if IN_CI:
+        pytest.fail(f"CI=true but SLURM is unavailable: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _running() -> bool:
+    return subprocess.run([str(SLURM_SH), "status"], capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A running one-node cluster; started (and later stopped) here unless it was already up."""
+    if shutil.which("sbatch") is None:
+        if os.geteuid() == 0 and shutil.which("apt-get"):
+            install = subprocess.run([str(SLURM_SH), "install"], capture_output=True, text=True)
+            if install.returncode != 0:
+                _unavailable(f"sbatch not found and '.ci/slurm.sh install' failed:\n{install.stderr}")
+        else:
+            _unavailable("sbatch not found and it cannot be installed here (needs root and apt-get): "
+                         "run '.ci/slurm.sh install' as root, then rerun")
+    if _running():
+        yield
+        return
+    if os.geteuid() != 0:
+        _unavailable("the test cluster is not running and starting it needs root: "
+                     "run '.ci/slurm.sh start' as root")
+    start = subprocess.run([str(SLURM_SH), "start"], capture_output=True, text=True, timeout=120)
+    if start.returncode != 0:
+        _unavailable(f"'.ci/slurm.sh start' failed:\n{start.stderr}")
+    try:
+        yield
+    finally:
+        subprocess.run([str(SLURM_SH), "stop"], capture_output=True)
+
+
+def make_project(root: Path) -> Path:
+    """A copy of the project with the smoke config as its params.yaml."""
+    root.mkdir(parents=True)
+    shutil.copy2(REPO / "Snakefile", root)
+    shutil.copytree(REPO / "workflow", root / "workflow", symlinks=True)
+    shutil.copytree(REPO / "src", root / "src", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copy2(REPO / "params-paper.yaml", root)
+    shutil.copy2(REPO / "tests" / "smoke" / "params.yaml", root / "params.yaml")
+    os.symlink("workflow/profiles/slurm", root / "slurm")
+    return root
+
+
+def env_for(root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(root / "src")  # the copy's genzoo, in this process and in the jobs
+    env["GENZOO_DATA_MIRROR"] = str(local_mirror())
+    env.pop("SLURM_JOB_ID", None)  # in case the tests themselves run inside a SLURM job
+    return env
+
+
+def our_jobs(root: Path) -> list[dict[str, str]]:
+    """Jobs squeue still knows (MinJobAge=300 keeps finished ones) whose workdir is `root`."""
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%k|%Z"], capture_output=True,
+                         text=True, check=True).stdout
+    jobs = [dict(zip(("id", "state", "comment", "workdir"), line.split("|")))
+            for line in out.splitlines() if line.strip()]
+    return [job for job in jobs if Path(job["workdir"]) == root]
+
+
+def snakemake(root: Path, *args: str, timeout: int = RUN_TIMEOUT, background: bool = False):
+    """Run snakemake in `root`; in the background its output goes to root/snakemake.out."""
+    command = ["timeout", "-k", "10", str(timeout), sys.executable, "-m", "snakemake", *args]
+    if background:
+        with open(root / "snakemake.out", "w") as out:  # a file, not a pipe that could fill up
+            return subprocess.Popen(command, cwd=root, env=env_for(root), stdout=out,
+                                    stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(command, cwd=root, env=env_for(root), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+
+
+def output_of(root: Path) -> str:
+    return (root / "snakemake.out").read_text()
+
+
+def slurm_run(root: Path, target: str, *extra: str, background: bool = False):
+    """`snakemake --profile slurm <target>` on the smoke config (overriding params-paper.yaml)."""
+    return snakemake(root, "--profile", "slurm", target, "--configfile", "params.yaml",
+                     *SMALL, *FAST_POLL, "--slurm-keep-successful-logs", *extra,
+                     background=background)
+
+
+def cleanup(root: Path) -> None:
+    for job in our_jobs(root):
+        if job["state"] in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "SUSPENDED"):
+            subprocess.run(["scancel", job["id"]], capture_output=True)
+    snakemake(root, "--unlock", "--cores", "1", timeout=60)
+
+
+def test_profile_runs_the_pipeline_through_sbatch(slurm_cluster, tmp_path):
+    cluster = make_project(tmp_path / "cluster")
+    local = make_project(tmp_path / "local")
+    try:
+        # The local reference run shares the CPUs with the SLURM jobs but fills the polling gaps.
+        # It stops at the metrics: the comparison needs no samples or report.
+        reference = snakemake(local, "--cores", "2", "--max-threads", "1",
+                              *(f"reports/metrics/{model}.json" for model in ZOO),
+                              background=True)
+        run = slurm_run(cluster, "reports/all.html")
+        reference.wait(timeout=RUN_TIMEOUT + 30)
+    finally:
+        cleanup(cluster)
+    assert run.returncode == 0, run.stdout[-5000:]
+    assert reference.returncode == 0, output_of(local)[-5000:]
+    assert "Config file params.yaml is extended" in run.stdout  # the smoke config, not params-paper
+
+    # Really submitted: one sbatch log per remote job, and squeue remembers them as COMPLETED.
+    logs = cluster / ".snakemake" / "slurm_logs"
+    for rule, wildcards in REMOTE_RULES.items():
+        for wildcard in wildcards:
+            found = list((logs / f"rule_{rule}" / wildcard).glob("*.log"))
+            assert len(found) == 1, f"no SLURM log of {rule} {wildcard}: {sorted(logs.rglob('*'))}"
+    assert not (logs / "rule_download").exists() and not (logs / "rule_report").exists()  # localrules
+    jobs = our_jobs(cluster)
+    assert sorted(job["comment"] for job in jobs) == sorted(
+        f"rule_{rule}" + (f"_wildcards_{w}" if w else "")
+        for rule, wildcards in REMOTE_RULES.items() for w in wildcards)
+    assert {job["state"] for job in jobs} == {"COMPLETED"}
+
+    for path in ["reports/all.html", "data/samples/made/samples.npz",
+                 "reports/figures/nade/samples.png", "data/models/made/model.pt"]:
+        assert (cluster / path).is_file(), path
+    for model in ZOO:
+        on_slurm = json.loads((cluster / f"reports/metrics/{model}.json").read_text())
+        on_laptop = json.loads((local / f"reports/metrics/{model}.json").read_text())
+        assert on_slurm["test_nll_nats"] == on_laptop["test_nll_nats"], model
+        assert (cluster / f"data/models/{model}/model.pt").read_bytes() == \
+            (local / f"data/models/{model}/model.pt").read_bytes()
+    assert not list(cluster.glob("data/models/*/resume.pt"))
+
+
+@pytest.fixture(scope="module")
+def data_done(slurm_cluster, tmp_path_factory):
+    """A project copy whose data stages already ran (locally), once for the module."""
+    root = make_project(tmp_path_factory.mktemp("data") / "project")
+    done = snakemake(root, "--cores", "1", "data/processed/train.npz", timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return root
+
+
+@pytest.fixture
+def prepared(data_done, tmp_path):
+    """A fresh copy of `data_done` (times kept), so only the job under test runs."""
+    root = tmp_path / "project"
+    shutil.copytree(data_done, root, symlinks=True)
+    yield root
+    cleanup(root)
+
+
+def assert_failed_cleanly(run, root: Path, model: str) -> None:
+    assert run.returncode not in (0, 124, 137), run.stdout[-5000:]  # failed, not timed out
+    for name in ("model.pt", "history.json"):
+        assert not (root / f"data/models/{model}/{name}").exists(), name
+    slurm_logs = list((root / ".snakemake/slurm_logs/rule_train" / model).glob("*.log"))
+    assert len(slurm_logs) == 1, slurm_logs
+    log = slurm_logs[0].relative_to(root)
+    assert str(log) in run.stdout, f"SLURM log {log} not named in:\n{run.stdout[-5000:]}"
+    assert f"logs/train/{model}.log" in run.stdout, run.stdout[-5000:]
+
+
+def test_failing_job_fails_the_run(prepared):
+    # A corrupted input: the train job starts on the cluster and exits non-zero.
+    (prepared / "data/processed/train.npz").write_bytes(b"not an npz file")
+    run = slurm_run(prepared, "data/models/made/model.pt", "--retries", "0")
+    assert_failed_cleanly(run, prepared, "made")
+    assert "Error in rule train" in run.stdout
+    [job] = our_jobs(prepared)
+    assert job["state"] == "FAILED"
+
+
+def test_cancelled_job_fails_the_run(prepared):
+    # A training that would take minutes: cancel it once it runs.
+    # (An overlay config file: --config KEY=VALUE turns nested numbers into strings.)
+    (prepared / "slow.yaml").write_text(
+        "models: {made: {train: {epochs: 50, max_steps: 100000, batch_size: 50}}}\n")
+    run = slurm_run(prepared, "data/models/made/model.pt", "--retries", "0",
+                    "--configfile", "params.yaml", "slow.yaml", background=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if run.poll() is not None:
+                pytest.fail(f"snakemake ended before the cancel:\n{output_of(prepared)[-5000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail("the train job did not start running within 90 s")
+            running = [job for job in our_jobs(prepared) if job["state"] == "RUNNING"]
+            if running and (prepared / "logs/train/made.log").exists():  # training has started
+                time.sleep(3)
+                subprocess.run(["scancel", running[0]["id"]], check=True)
+                break
+            time.sleep(1)
+        run.wait(timeout=RUN_TIMEOUT)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    run.stdout = output_of(prepared)
+    assert_failed_cleanly(run, prepared, "made")
+    assert "SLURM status is: 'CANCELLED'" in run.stdout
+    # SLURM's SIGTERM reached the trainer, which saved its state for a rerun.
+    assert "stopped by signal SIGTERM" in (prepared / "logs/train/made.log").read_text()
+    assert (prepared / "data/models/made/resume.pt").is_file()
