@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import REPO, local_mirror
@@ -71,15 +72,17 @@ def project(tmp_path_factory) -> Path:
     return project
 
 
-ZOO = ("nade", "made", "cond_gated_pixelcnn")  # the smoke config's models
+ZOO = ("nade", "made", "cond_gated_pixelcnn", "vae", "vqvae")  # the smoke config's models
+FIGURES = {"vae": ("samples.png", "interpolation.png"),
+           "vqvae": ("samples.png", "reconstructions.png")}  # the others: samples, completions
 
 
 def test_pipeline_writes_report_metrics_and_samples(project):
     html = (project / "reports/all.html").read_text()
     for model in ZOO:
         metrics = json.loads((project / f"reports/metrics/{model}.json").read_text())
-        assert metrics["test_images"] == 10_000 and 0 < metrics["test_nll_nats"] < 784 * 0.7
-        for figure in ("samples.png", "completions.png"):
+        assert metrics["test_images"] == 10_000 and 0 < metrics["test_nll_nats"] < 784 * 0.9
+        for figure in FIGURES.get(model, ("samples.png", "completions.png")):
             assert (project / f"reports/figures/{model}/{figure}").read_bytes()[:4] == b"\x89PNG"
         assert f'id="{model}"' in html
     agreement = json.loads((project / "reports/metrics/cond_gated_pixelcnn.json").read_text())
@@ -88,7 +91,23 @@ def test_pipeline_writes_report_metrics_and_samples(project):
     assert classifier["test_accuracy"] > 0.5  # 40 steps already beat chance (0.1) by far
     assert "Larochelle &amp; Murray 2011" in html and "pytorch-generative" in html
     assert "label agreement" in html
-    assert html.count("data:image/png;base64,") == 3 * len(ZOO)  # curves, samples, completions
+    assert html.count("data:image/png;base64,") == 3 * len(ZOO)  # curves + two figures each
+
+
+def test_latent_models_report_their_bounds_and_codes(project):
+    vae = json.loads((project / "reports/metrics/vae.json").read_text())
+    assert vae["nll_kind"] == "bound" and vae["iwae_k"] == 20
+    assert vae["test_nll_nats"] <= vae["neg_elbo_nats"] + 1.0  # IWAE (k = 20) beats the ELBO
+    vqvae = json.loads((project / "reports/metrics/vqvae.json").read_text())
+    assert vqvae["test_nll_nats"] == pytest.approx(
+        vqvae["reconstruction_nll_nats"] + vqvae["prior_nll_nats"])
+    assert 1 <= vqvae["code_perplexity"] <= vqvae["codes"] == 8 and vqvae["prior_model"] == "gated_pixelcnn"
+    for split in ("train", "val", "test"):
+        with np.load(project / f"data/models/vqvae/codes/{split}.npz") as codes:
+            assert codes["gray"].shape[1:] == (7, 7) and int(codes["levels"]) == 8
+    html = (project / "reports/all.html").read_text()
+    assert "Burda, Grosse &amp; Salakhutdinov 2016" in html and "86.76" in html and "84.78" in html
+    assert "codebook usage" in html and "why a bound" in html
 
 
 def test_second_run_does_nothing(project):
@@ -102,6 +121,17 @@ def test_editing_one_models_params_reruns_only_its_stages(project):
         assert planned_jobs(project) == {("train", "made"), ("evaluate", "made"), ("sample", "made"), ("report", "")}
     finally:
         edit(project / "params.yaml", "hidden: [24]", "hidden: [16]")
+
+
+def test_editing_only_the_prior_refits_it_and_keeps_the_autoencoder(project):
+    edit(project / "params.yaml", "arch: {channels: 4, layers: 2, head_channels: 4}\n      train",
+         "arch: {channels: 6, layers: 2, head_channels: 4}\n      train")
+    try:
+        assert planned_jobs(project) == {("fit_prior", ""), ("evaluate", "vqvae"),
+                                         ("sample", "vqvae"), ("report", "")}
+    finally:
+        edit(project / "params.yaml", "arch: {channels: 6, layers: 2, head_channels: 4}\n      train",
+             "arch: {channels: 4, layers: 2, head_channels: 4}\n      train")
 
 
 def test_editing_only_sampling_params_does_not_retrain(project):
@@ -170,6 +200,8 @@ def test_dvc_model_deps_cover_every_imported_module():
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["model"]["do"]
     for name in MODELS:
         listed = {dep.replace("${key}", name) for dep in stage["deps"]}
-        needed = {str(p.relative_to(REPO)) for p in
-                  module_sources("train", "evaluate", "sample", f"models.{name}")}
+        modules = ["train", "evaluate", "sample", f"models.{name}"]
+        if name in ("vae", "vqvae"):  # scored, sampled (and the VQ-VAE's prior fitted) by latent
+            modules += ["latent", "models.gated_pixelcnn", "models.cond_gated_pixelcnn"]
+        needed = {str(p.relative_to(REPO)) for p in module_sources(*modules)}
         assert needed <= listed, f"dvc.yaml model deps miss {sorted(needed - listed)}"

@@ -26,19 +26,22 @@ pytestmark = [pytest.mark.slurm, pytest.mark.pipeline]
 
 SLURM_SH = REPO / ".ci" / "slurm.sh"
 IN_CI = os.environ.get("CI", "").lower() == "true"
-RUN_TIMEOUT = 240  # seconds for one snakemake run (the smoke pipeline takes about 2 minutes)
+RUN_TIMEOUT = 360  # seconds for one snakemake run (the smoke pipeline takes about 3 minutes)
 
 # The smoke pipeline on a 2-core test node: one thread per job (so the local and SLURM runs compute
 # with the same number of threads and give the same bits) and small memory requests (the rules ask
 # for paper-scale memory, which a CI machine may not have).
 SMALL = ["--max-threads", "1", "--set-resources",
-         *(f"{rule}:mem_mb=1000" for rule in ("binarize", "train", "evaluate", "sample"))]
+         *(f"{rule}:mem_mb=1000" for rule in ("binarize", "train", "encode_codes", "fit_prior",
+                                              "evaluate", "sample"))]
 # Poll SLURM often: the profile's 20 s before the first status check is meant for real clusters.
 FAST_POLL = ["--slurm-init-seconds-before-status-checks", "2",
              "--seconds-between-status-checks", "2"]
-ZOO = ["nade", "made", "cond_gated_pixelcnn"]  # the smoke config's models
-REMOTE_RULES = {"binarize": [""], "train": [*ZOO, "classifier"],
-                "evaluate": [*ZOO, "classifier"], "sample": ZOO}
+ZOO = ["nade", "made", "cond_gated_pixelcnn", "vae", "vqvae"]  # the smoke config's models
+# Rules without wildcards (binarize, and the VQ-VAE's encode_codes and fit_prior) log to
+# rule_<name>/ and carry the comment rule_<name>.
+REMOTE_RULES = {"binarize": [""], "train": [*ZOO, "classifier"], "encode_codes": [""],
+                "fit_prior": [""], "evaluate": [*ZOO, "classifier"], "sample": ZOO}
 
 
 def _unavailable(reason: str):

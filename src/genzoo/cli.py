@@ -72,6 +72,8 @@ def cmd_evaluate(args) -> int:
 
     device = pick_device(args.device)
     test = load_split(args.test)
+    if args.model in ("vae", "vqvae"):
+        return _evaluate_latent(args, test, device)
     if args.model == "classifier":
         metrics = evaluate_classifier(Path(args.checkpoint), test, history_path=args.history,
                                       batch_size=args.batch_size, device=device)
@@ -90,6 +92,55 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _evaluate_latent(args, test, device) -> int:
+    from .evaluate import write_metrics
+    from .latent import evaluate_vae, evaluate_vqvae
+
+    if args.model == "vae":
+        metrics = evaluate_vae(Path(args.checkpoint), test, history_path=args.history,
+                               iwae_k=args.iwae_k, iwae_batch_size=args.iwae_batch_size,
+                               batch_size=args.batch_size, seed=args.seed, device=device)
+        summary = (f"test NLL <= {metrics['test_nll_nats']:.3f} nats (IWAE, k={args.iwae_k}), "
+                   f"{metrics['test_bits_per_dim']:.4f} bits/dim; -ELBO {metrics['neg_elbo_nats']:.3f}")
+    else:
+        if not args.prior:
+            raise ValueError("evaluating the VQ-VAE needs its prior (--prior): run fit_prior first")
+        metrics = evaluate_vqvae(Path(args.checkpoint), Path(args.prior), test,
+                                 history_path=args.history, prior_history_path=args.prior_history,
+                                 batch_size=args.batch_size, device=device)
+        summary = (f"reconstruction {metrics['reconstruction_nll_nats']:.3f} nats, code perplexity "
+                   f"{metrics['code_perplexity']:.1f}/{metrics['codes']}, prior NLL "
+                   f"{metrics['prior_nll_nats']:.3f} nats per code grid, test NLL <= "
+                   f"{metrics['test_nll_nats']:.3f} nats")
+    write_metrics(Path(args.out), metrics)
+    print(f"{metrics['model']}: {summary}")
+    return 0
+
+
+def cmd_encode(args) -> int:
+    from .latent import encode_splits
+    from .train import pick_device
+
+    for path in encode_splits(Path(args.checkpoint), Path(args.data_dir), Path(args.out_dir),
+                              seed=args.seed, batch_size=args.batch_size,
+                              device=pick_device(args.device)).values():
+        print(path)
+    return 0
+
+
+def cmd_fit_prior(args) -> int:
+    from .latent import fit_prior
+
+    section = _model_section("vqvae", json.dumps({"prior": parse_json_arg(args.params,
+                                                                          what="--params")}))
+    history = fit_prior(section["prior"], Path(args.codes_dir), Path(args.out_dir), seed=args.seed,
+                        device=args.device, eval_batch_size=args.eval_batch_size)
+    print(f"vqvae prior ({section['prior']['kind']}): best validation NLL "
+          f"{history['best_val_nll']:.3f} nats per code grid (epoch {history['best_epoch']}, "
+          f"{history['train_seconds']:.1f} s)")
+    return 0
+
+
 def cmd_sample(args) -> int:
     from .data import load_split
     from .sample import sample
@@ -97,6 +148,17 @@ def cmd_sample(args) -> int:
 
     config = build(SampleConfig, parse_json_arg(args.params, what="--params"), where="sample")
     test = load_split(args.test) if args.test else None
+    from .checkpoint import load
+
+    if load(Path(args.checkpoint))["model"] in ("vae", "vqvae"):
+        from .latent import sample_latent
+
+        sample_latent(Path(args.checkpoint), config=config, seed=args.seed,
+                      out_npz=Path(args.out_npz), out_dir=Path(args.out_dir), test=test,
+                      prior_path=Path(args.prior) if args.prior else None,
+                      device=pick_device(args.device))
+        print(args.out_dir)
+        return 0
     sample(Path(args.checkpoint), config=config, seed=args.seed, out_npz=Path(args.out_npz),
            out_dir=Path(args.out_dir), test=test, device=pick_device(args.device))
     print(args.out_dir)
@@ -159,8 +221,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--iwae-k", type=int, default=5000, help="VAE: importance samples of the bound")
+    p.add_argument("--iwae-batch-size", type=int, default=100, help="VAE: test images per IWAE pass")
+    p.add_argument("--prior", default=None, help="VQ-VAE: the prior checkpoint (fit-prior)")
+    p.add_argument("--prior-history", default=None, help="VQ-VAE: the prior's history.json")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("encode", help="VQ-VAE: code grids of every split")
+    p.add_argument("--checkpoint", required=True, help="the trained VQ-VAE")
+    p.add_argument("--data-dir", required=True, help="data/processed")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--seed", type=int, default=0, help="seed of the training images' fixed bits")
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_encode)
+
+    p = commands.add_parser("fit-prior", help="VQ-VAE: fit the autoregressive prior over codes")
+    p.add_argument("--params", required=True, help="models.vqvae.prior as JSON")
+    p.add_argument("--codes-dir", required=True, help="the code grids (encode)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--eval-batch-size", type=int, default=1000)
+    p.set_defaults(func=cmd_fit_prior)
 
     p = commands.add_parser("sample", help="draw sample grids (and completions) from a trained model")
     p.add_argument("--checkpoint", required=True)
@@ -169,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out-npz", required=True)
     p.add_argument("--out-dir", required=True, help="folder of the model's PNG figures")
+    p.add_argument("--prior", default=None, help="VQ-VAE: the prior checkpoint (fit-prior)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_sample)
 

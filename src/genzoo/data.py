@@ -248,8 +248,9 @@ class Split:
         return len(self.labels)
 
     def images(self, variant: str) -> torch.Tensor:
-        """Fixed images as float levels: {0, 1} for ``binarized``, 0..255 for ``grayscale``."""
-        if variant == "grayscale":
+        """Fixed images as float levels: {0, 1} for ``binarized``, 0..255 for ``grayscale``,
+        0..K-1 for ``codes`` (a VQ-VAE's code grids, stored in ``gray``)."""
+        if variant in ("grayscale", "codes"):
             return self.gray.float()
         if self.binary is None:
             raise DataError("this split has no fixed binarization (training bits are dynamic)")
@@ -282,7 +283,8 @@ def epoch_batches(split: Split, *, variant: str, batch_size: int, seed: int, epo
                   skip: int = 0):
     """Yield (x, y) training batches of one epoch, reproducible from (seed, epoch) alone.
 
-    Binarized data is resampled every epoch (dynamic binarization); the order is shuffled. Both
+    Binarized data is resampled every epoch (dynamic binarization); grayscale levels and VQ-VAE
+    codes are used as they are; the order is shuffled. Both
     come from a generator seeded by (seed, epoch), so a run resumed mid-epoch replays the same
     batches: ``skip`` drops the batches already done.
     """

@@ -54,6 +54,19 @@ def evaluate(checkpoint_path: Path, test_split: Split, *, history_path: Path | N
     model, payload = checkpoint.load_model(checkpoint_path, device)
     nll = per_image_nll(model, test_split.images(payload["variant"]), test_split.labels,
                         batch_size=batch_size, device=device)
+    metrics = nll_metrics(model, payload, nll, history_path=history_path)
+    if model.conditional and classifier_path is not None:
+        classifier, _ = checkpoint.load_model(classifier_path, device)
+        metrics["label_agreement"] = label_agreement(model, classifier, samples=agreement_samples,
+                                                     seed=seed)
+        metrics["agreement_samples"] = agreement_samples
+    return metrics
+
+
+def nll_metrics(model: GenerativeModel, payload: dict[str, Any], nll: torch.Tensor, *,
+                history_path: Path | None = None) -> dict[str, Any]:
+    """The summary every zoo model's metrics share: test NLL (per-image values ``nll``, nats) with
+    its standard error and bits/dim, and the training facts of the checkpoint and its history."""
     nats = nll.mean().item()
     metrics: dict[str, Any] = {
         "model": payload["model"],
@@ -74,11 +87,6 @@ def evaluate(checkpoint_path: Path, test_split: Split, *, history_path: Path | N
         metrics.update(train_seconds=history["train_seconds"],
                        seconds_per_epoch=history["seconds_per_epoch"],
                        epochs_trained=len(history["epochs"]), train_device=history["device"])
-    if model.conditional and classifier_path is not None:
-        classifier, _ = checkpoint.load_model(classifier_path, device)
-        metrics["label_agreement"] = label_agreement(model, classifier, samples=agreement_samples,
-                                                     seed=seed)
-        metrics["agreement_samples"] = agreement_samples
     return metrics
 
 

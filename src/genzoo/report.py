@@ -50,6 +50,10 @@ FIGURE_CAPTIONS = {
     "samples.png": "Samples (for class-conditional models, row d shows the digit d).",
     "completions.png": "Completions: each row shows a test image, its top half, then samples of "
                        "the bottom half given the top.",
+    "interpolation.png": "Latent interpolation: each row decodes (Bernoulli means) ten points on the "
+                         "line between the posterior means of two test digits, shown at both ends.",
+    "reconstructions.png": "Reconstructions: rows of test images, each followed by a row of their "
+                           "decoded codes (Bernoulli means).",
 }
 
 
@@ -64,7 +68,8 @@ def figures_of(folder: Path) -> list[dict[str, str]]:
 
 def model_rows(metrics: list[Path], histories: list[Path], figures: list[Path]
                ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """One row per zoo model (best test NLL first), and the classifier's metrics if present."""
+    """One row per zoo model (best test NLL first; models without an image NLL last), and the
+    classifier's metrics if present."""
     history_of = {json.loads(p.read_text())["model"]: p for p in histories}
     folder_of = {p.name: p for p in figures}
     rows, classifier = [], None
@@ -79,7 +84,11 @@ def model_rows(metrics: list[Path], histories: list[Path], figures: list[Path]
         row["curves"] = _data_uri(curves_png(history)) if history and history["epochs"] else None
         row["figures"] = figures_of(folder_of[name]) if name in folder_of else []
         rows.append(row)
-    return sorted(rows, key=lambda r: r["test_nll_nats"]), classifier
+    def rank(row):
+        nats = row.get("test_nll_nats")
+        return (nats is None, nats if nats is not None else 0.0, row["model"])
+
+    return sorted(rows, key=rank), classifier
 
 
 def render(rows: list[dict[str, Any]], classifier: dict[str, Any] | None, *, title: str) -> str:

@@ -106,7 +106,7 @@ class Trainer:
     def __init__(self, name: str, arch: dict[str, Any], config: TrainConfig, *, train_split: Split,
                  val_split: Split, out_dir: Path, seed: int = 0, variant: str = "binarized",
                  device: str = "auto", eval_batch_size: int = 1000, progress: bool | None = None,
-                 log=None) -> None:
+                 log=None, levels: int | None = None) -> None:
         self.name, self.arch, self.config = name, arch, config
         self.train_split, self.val_split = train_split, val_split
         self.out_dir = Path(out_dir)
@@ -115,12 +115,15 @@ class Trainer:
         self.eval_batch_size = eval_batch_size
         self.progress = progress
         self.log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+        # Pixel levels the model predicts: from the variant, or given (K for a prior over codes).
+        self.levels = levels_of(variant) if levels is None else levels
         self.resume_path = self.out_dir / "resume.pt"
-        self.fingerprint = fingerprint(name, arch, config, seed, variant)
+        self.fingerprint = fingerprint(name, arch, config, seed,
+                                       variant if levels is None else f"{variant}/{levels}")
 
         torch.manual_seed(seed)
         self.model: GenerativeModel = checkpoint.build_model(
-            name, arch, image_shape=tuple(train_split.gray.shape[1:]), levels=levels_of(variant),
+            name, arch, image_shape=tuple(train_split.gray.shape[1:]), levels=self.levels,
         ).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.state = Progress()

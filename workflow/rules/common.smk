@@ -41,9 +41,53 @@ def sources(*modules, extra=()):
     return [str(p) for p in paths] + list(extra)
 
 
+LATENT = ("vae", "vqvae")  # scored and sampled by genzoo.latent
+VQVAE_DIR = "data/models/vqvae"  # the autoencoder, and under it codes/ and prior/
+PRIOR_MODEL = f"{VQVAE_DIR}/prior/model.pt"
+PRIOR_HISTORY = f"{VQVAE_DIR}/prior/history.json"
+
+
+def prior_module():
+    return f"models.{config['models']['vqvae']['prior']['kind']}"
+
+
 def model_sources(stage):
-    """Input function: the sources of `stage` plus the wildcard model's own module."""
-    return lambda wildcards: sources(stage, f"models.{wildcards.model}")
+    """Input function: the sources of `stage` plus the wildcard model's own module (and, for
+    scoring and sampling the latent-variable models, genzoo.latent and the VQ-VAE's prior)."""
+
+    def inputs(wildcards):
+        modules = [stage, f"models.{wildcards.model}"]
+        if stage != "train" and wildcards.model in LATENT:
+            modules.append("latent")
+            if wildcards.model == "vqvae":
+                modules.append(prior_module())
+        return sources(*modules)
+
+    return inputs
+
+
+def prior_section(wildcards):
+    """Only the prior's params: editing them refits the prior, not the autoencoder."""
+    return json.dumps(config["models"]["vqvae"]["prior"], sort_keys=True)
+
+
+def prior_input(wildcards):
+    """The VQ-VAE is scored and sampled through its fitted prior; other models need none."""
+    return [PRIOR_MODEL] if wildcards.model == "vqvae" else []
+
+
+def prior_history_input(wildcards):
+    return [PRIOR_HISTORY] if wildcards.model == "vqvae" else []
+
+
+def latent_args(wildcards, input):
+    """Extra evaluate arguments: the IWAE settings for the VAE, the prior for the VQ-VAE."""
+    if wildcards.model == "vae":
+        settings = config["evaluate"]
+        return f"--iwae-k {settings['iwae_k']} --iwae-batch-size {settings['iwae_batch_size']}"
+    if wildcards.model == "vqvae":
+        return f"--prior {input.prior} --prior-history {input.prior_history}"
+    return ""
 
 
 def section_of(model):

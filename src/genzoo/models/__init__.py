@@ -9,6 +9,8 @@ from .gated_pixelcnn import GatedPixelCNN
 from .made import MADE
 from .nade import NADE
 from .pixelcnn import PixelCNN
+from .vae import VAE
+from .vqvae import VQVAE
 
 MODELS: dict[str, type[GenerativeModel]] = {
     "nade": NADE,
@@ -16,6 +18,8 @@ MODELS: dict[str, type[GenerativeModel]] = {
     "pixelcnn": PixelCNN,
     "gated_pixelcnn": GatedPixelCNN,
     "cond_gated_pixelcnn": CondGatedPixelCNN,
+    "vae": VAE,
+    "vqvae": VQVAE,
 }
 
 # Trained by the same trainer, but not a model of the zoo: the judge of samples.

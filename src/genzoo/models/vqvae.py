@@ -1,0 +1,283 @@
+"""VQ-VAE, phase 1: the discrete autoencoder (the prior over its codes is fitted separately).
+
+van den Oord, Vinyals & Kavukcuoglu, "Neural Discrete Representation Learning", NeurIPS 2017;
+EMA codebook updates from the paper's appendix A.1 (and Razavi, van den Oord & Vinyals 2019).
+
+    z_e = E(x)                           (B, D, 7, 7) for 28x28 images (two stride-2 convs)
+    k   = argmin_j ||z_e - e_j||         (B, 7, 7) codes into a codebook of K vectors e_j
+    z_q = e_k, passed on with the straight-through gradient z_e + sg[z_q - z_e]
+    loss = -log p(x | z_q) + beta ||z_e - sg[z_q]||^2 (+ ||sg[z_e] - z_q||^2 without EMA)
+
+With EMA (the default) the codebook is no parameter: each step, N_j <- g N_j + (1-g) n_j and
+m_j <- g m_j + (1-g) sum_{i: k_i = j} z_e,i, and e_j = m_j / N_j with N Laplace-smoothed
+(``ema_update``). Codes unused for ``restart_after`` training steps are restarted at random
+encoder outputs of the batch.
+
+This model alone has no likelihood (``nll_kind = "none"``): ``log_prob`` is the reconstruction
+log-likelihood log p(x | z_q(x)), which ignores the prior over codes. Samples need the prior fitted
+by the fit-prior stage (a Gated PixelCNN over the K codes on the 7x7 grid): ``sample_with_prior``.
+
+NOTE: squared errors are summed over the code grid (D x 7 x 7) per image, like the reconstruction
+term (nats summed over 784 pixels), so beta keeps the paper's meaning; implementations that
+average them instead weigh the commitment ~1000x less against a summed reconstruction. The EMA
+counts start at one (each code "has seen itself"), so unused codes stay put instead of
+collapsing under the smoothing; dead-code restarts are not in the paper (they follow later VQ
+work, e.g. Dhariwal et al. 2020's Jukebox).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import GenerativeModel, draw_levels, pixel_log_prob
+
+
+@dataclass
+class VQVAEConfig:
+    codes: int = 64  # K, codebook size
+    code_dim: int = 16  # D, size of each code vector
+    hidden: int = 32  # channels of the encoder/decoder convolutions
+    res_blocks: int = 1  # residual blocks after the encoder convs and before the decoder's
+    beta: float = 0.25  # commitment weight
+    ema: bool = True  # EMA codebook updates (else a learned codebook with the codebook loss)
+    decay: float = 0.99  # EMA decay gamma
+    epsilon: float = 1e-5  # Laplace smoothing of the EMA code counts
+    restart_after: int = 100  # training steps without use before a code restarts (0: never)
+
+
+class Quantized(NamedTuple):
+    z_q: Tensor  # (B, D, H, W) quantized vectors with the straight-through gradient to z_e
+    codes: Tensor  # (B, H, W) int64
+    commitment: Tensor  # (B,) ||z_e - sg[z_q]||^2 summed over D, H, W
+    codebook: Tensor  # (B,) ||sg[z_e] - z_q||^2 (zeros with EMA: the codebook is not learned)
+
+
+def ema_update(cluster_size: Tensor, embed_sum: Tensor, flat: Tensor, codes: Tensor, *,
+               decay: float, epsilon: float) -> tuple[Tensor, Tensor, Tensor]:
+    """One EMA codebook step (van den Oord et al. 2017, appendix A.1, with Laplace smoothing).
+
+    Args:
+        cluster_size: (K,) EMA count N_j of vectors assigned to each code.
+        embed_sum: (K, D) EMA sum m_j of the vectors assigned to each code.
+        flat: (N, D) encoder outputs of this batch; codes: (N,) their nearest codes.
+    Returns:
+        The new (cluster_size, embed_sum, codebook), where
+        N_j <- decay N_j + (1 - decay) n_j,  m_j <- decay m_j + (1 - decay) sum_{codes_i = j} flat_i,
+        e_j = m_j / ((N_j + epsilon) / (n + K epsilon) * n) with n = sum_j N_j.
+    """
+    K = cluster_size.shape[0]
+    one_hot = F.one_hot(codes, K).to(flat.dtype)  # (N, K)
+    cluster_size = decay * cluster_size + (1 - decay) * one_hot.sum(0)
+    embed_sum = decay * embed_sum + (1 - decay) * one_hot.t() @ flat  # (K, D)
+    total = cluster_size.sum()
+    smoothed = (cluster_size + epsilon) / (total + K * epsilon) * total  # (K,)
+    return cluster_size, embed_sum, embed_sum / smoothed.unsqueeze(1)
+
+
+def code_usage(codes: Tensor, num_codes: int) -> dict[str, float]:
+    """Perplexity exp(H) of the code histogram (K when all codes are used evenly, 1 for one code)
+    and the number and fraction of codes used at least once."""
+    counts = torch.bincount(codes.flatten(), minlength=num_codes).double()
+    probs = counts / counts.sum()
+    entropy = -(probs * torch.log(probs.clamp_min(1e-30))).sum()
+    used = int((counts > 0).sum())
+    return {"perplexity": entropy.exp().item(), "used_codes": used, "usage": used / num_codes}
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest-neighbour lookup into a codebook of ``num_codes`` vectors of size ``dim``."""
+
+    def __init__(self, num_codes: int, dim: int, *, ema: bool = True, decay: float = 0.99,
+                 epsilon: float = 1e-5, restart_after: int = 100) -> None:
+        super().__init__()
+        if num_codes < 2 or dim < 1:
+            raise ValueError(f"need at least 2 codes of dim >= 1, got {num_codes} x {dim}")
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"decay must be in [0, 1), got {decay}")
+        self.num_codes, self.dim = num_codes, dim
+        self.ema, self.decay, self.epsilon = ema, decay, epsilon
+        self.restart_after = restart_after
+        embedding = torch.empty(num_codes, dim).uniform_(-1 / num_codes, 1 / num_codes)
+        if ema:
+            self.register_buffer("embedding", embedding)
+            self.register_buffer("cluster_size", torch.ones(num_codes))
+            self.register_buffer("embed_sum", embedding.clone())
+        else:
+            self.embedding = nn.Parameter(embedding)
+        self.register_buffer("unused_steps", torch.zeros(num_codes, dtype=torch.long))
+
+    def nearest(self, flat: Tensor) -> Tensor:
+        """Index of the nearest code (squared Euclidean distance) for each row of (N, D): (N,)."""
+        codebook = self.embedding.detach()  # (K, D)
+        distances = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ codebook.t()
+                     + codebook.pow(2).sum(1))  # (N, K)
+        return distances.argmin(1)
+
+    def lookup(self, codes: Tensor) -> Tensor:
+        """Code vectors for integer codes (B, H, W): (B, D, H, W)."""
+        return self.embedding[codes].permute(0, 3, 1, 2)
+
+    def forward(self, z_e: Tensor) -> Quantized:
+        B, D, H, W = z_e.shape
+        flat = z_e.permute(0, 2, 3, 1).reshape(-1, D)  # (B*H*W, D)
+        codes = self.nearest(flat.detach())  # (B*H*W,)
+        z_q = self.embedding[codes].view(B, H, W, D).permute(0, 3, 1, 2)  # (B, D, H, W)
+        commitment = (z_e - z_q.detach()).pow(2).flatten(1).sum(1)  # (B,)
+        if self.ema:
+            codebook = torch.zeros_like(commitment)
+        else:
+            codebook = (z_e.detach() - z_q).pow(2).flatten(1).sum(1)
+        if self.training:
+            self.update(flat.detach(), codes)
+        z_q = z_e + (z_q - z_e).detach()  # straight-through: the decoder's gradient goes to z_e
+        return Quantized(z_q, codes.view(B, H, W), commitment, codebook)
+
+    @torch.no_grad()
+    def update(self, flat: Tensor, codes: Tensor) -> None:
+        """The training-time codebook step: EMA update (if enabled), then dead-code restarts."""
+        if self.ema:
+            cluster_size, embed_sum, embedding = ema_update(
+                self.cluster_size, self.embed_sum, flat, codes, decay=self.decay,
+                epsilon=self.epsilon)
+            self.cluster_size.copy_(cluster_size)
+            self.embed_sum.copy_(embed_sum)
+            self.embedding.copy_(embedding)
+        used = torch.bincount(codes, minlength=self.num_codes) > 0
+        self.unused_steps.copy_(torch.where(used, torch.zeros_like(self.unused_steps),
+                                            self.unused_steps + 1))
+        if self.restart_after > 0:
+            self.restart_dead_codes(flat)
+
+    @torch.no_grad()
+    def restart_dead_codes(self, flat: Tensor) -> Tensor:
+        """Move codes unused for ``restart_after`` steps onto random rows of ``flat`` (N, D),
+        drawn with the global RNG; returns the restarted code indices."""
+        dead = torch.nonzero(self.unused_steps >= self.restart_after).flatten()
+        if dead.numel() == 0:
+            return dead
+        picks = torch.randint(len(flat), (dead.numel(),), device=flat.device)
+        vectors = flat[picks].to(self.embedding.dtype)  # (n_dead, D)
+        self.embedding.data[dead] = vectors
+        if self.ema:
+            self.cluster_size[dead] = 1.0
+            self.embed_sum[dead] = vectors
+        self.unused_steps[dead] = 0
+        return dead
+
+
+class _Residual(nn.Module):
+    """x + conv1x1(relu(conv3x3(relu(x)))), the paper's residual block."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, channels, 3, padding=1),
+                                   nn.ReLU(), nn.Conv2d(channels, channels, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.block(x)
+
+
+class VQVAE(GenerativeModel):
+    """Conv encoder (H, W) -> (H/4, W/4) grid of D-vectors, vector quantizer, conv decoder."""
+
+    Config = VQVAEConfig
+    paper = "van den Oord et al. 2017"
+    nll_kind = "none"
+
+    def __init__(self, config: VQVAEConfig, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        if self.levels != 2:
+            raise ValueError("VQVAE models binary pixels: use data.variant 'binarized'")
+        C, H, W = self.image_shape
+        if H % 4 or W % 4:
+            raise ValueError(f"VQVAE needs height and width divisible by 4, got {H}x{W}")
+        c, D = config.hidden, config.code_dim
+        self.encoder = nn.Sequential(
+            nn.Conv2d(C, c, 4, 2, 1), nn.ReLU(),  # (B, c, H/2, W/2)
+            nn.Conv2d(c, c, 4, 2, 1),  # (B, c, H/4, W/4)
+            *[_Residual(c) for _ in range(config.res_blocks)], nn.ReLU(),
+            nn.Conv2d(c, D, 1))  # (B, D, H/4, W/4)
+        self.quantizer = VectorQuantizer(config.codes, D, ema=config.ema, decay=config.decay,
+                                         epsilon=config.epsilon, restart_after=config.restart_after)
+        self.decoder = nn.Sequential(
+            nn.Conv2d(D, c, 3, padding=1),  # (B, c, H/4, W/4)
+            *[_Residual(c) for _ in range(config.res_blocks)], nn.ReLU(),
+            nn.ConvTranspose2d(c, c, 4, 2, 1), nn.ReLU(),  # (B, c, H/2, W/2)
+            nn.ConvTranspose2d(c, C, 4, 2, 1))  # (B, C, H, W) logits
+
+    @property
+    def code_shape(self) -> tuple[int, int, int]:
+        """Shape of one image's codes as the prior sees them: (1, H/4, W/4), levels = K."""
+        _, H, W = self.image_shape
+        return (1, H // 4, W // 4)
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Quantized]:
+        """Reconstruction logits (B, C, H, W) and the quantizer's outputs."""
+        quantized = self.quantizer(self.encoder(x))
+        return self.decoder(quantized.z_q), quantized
+
+    def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Reconstruction NLL (nats/image) + beta * commitment (+ codebook loss without EMA)."""
+        logits, quantized = self(x)
+        reconstruction = -pixel_log_prob(logits, x, 2)  # (B,)
+        total = reconstruction + self.config.beta * quantized.commitment + quantized.codebook
+        return total.mean()
+
+    def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """log p(x | z_q(x)) in nats, (B,): the reconstruction log-likelihood.
+
+        Not a likelihood of the data (no prior over the codes); the trainer only uses it to pick
+        the best epoch. The VQ-VAE's NLL needs the fitted prior.
+        """
+        logits, _ = self(x)
+        return pixel_log_prob(logits, x, 2)
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """Nearest codes of images (B, C, H, W): (B, H/4, W/4) int64 in [0, K)."""
+        z_e = self.encoder(x)  # (B, D, h, w)
+        B, D, h, w = z_e.shape
+        codes = self.quantizer.nearest(z_e.permute(0, 2, 3, 1).reshape(-1, D))
+        return codes.view(B, h, w)
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Bernoulli logits (B, C, H, W) of codes (B, h, w), or (B, 1, h, w) floats from a prior."""
+        if codes.dim() == 4:
+            codes = codes.squeeze(1)
+        codes = codes.long()
+        if codes.min() < 0 or codes.max() >= self.config.codes:
+            raise ValueError(f"codes must lie in [0, {self.config.codes}), got "
+                             f"[{int(codes.min())}, {int(codes.max())}]")
+        return self.decoder(self.quantizer.lookup(codes))
+
+    @torch.no_grad()
+    def perplexity(self, x: Tensor) -> float:
+        """Perplexity of the codes used for a batch of images (see ``code_usage``)."""
+        return code_usage(self.encode(x), self.config.codes)["perplexity"]
+
+    def sample(self, n: int, *, y: Tensor | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        raise NotImplementedError(
+            "the VQ-VAE autoencoder has no prior of its own: sample with "
+            "genzoo.models.vqvae.sample_with_prior(vqvae, prior, n), where prior is the Gated "
+            "PixelCNN over its codes written by the fit-prior stage")
+
+
+@torch.no_grad()
+def sample_with_prior(vqvae: VQVAE, prior: GenerativeModel, n: int, *, y: Tensor | None = None,
+                      generator: torch.Generator | None = None, means: bool = False) -> Tensor:
+    """Draw codes (n, 1, h, w) from the fitted prior, decode them: (n, C, H, W) images in {0, 1},
+    or Bernoulli means in [0, 1] with ``means``. ``generator`` drives both draws."""
+    codes = prior.sample(n, y=y, generator=generator)  # (n, 1, h, w) float levels
+    if tuple(codes.shape[1:]) != vqvae.code_shape:
+        raise ValueError(f"the prior draws {tuple(codes.shape[1:])}, the VQ-VAE decodes "
+                         f"{vqvae.code_shape}: was it fitted on this VQ-VAE's codes?")
+    logits = vqvae.decode(codes.to(vqvae.device))  # (n, C, H, W)
+    if means:
+        return torch.sigmoid(logits)
+    return draw_levels(logits, 2, generator)
