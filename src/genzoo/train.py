@@ -241,6 +241,9 @@ class Trainer:
         """Train to the end (resuming if possible); return the best checkpoint's payload."""
         self.try_resume()
         with stop_requests() as stop:
+            # Printed once the stop signals are handled: from here on SIGTERM saves a checkpoint.
+            self.log(f"training {self.name} on {self.device}: {self.model.num_parameters():,} "
+                     f"parameters, {self.config.epochs} epochs of {len(self.train_split):,} images")
             while self.state.epoch < self.config.epochs and self._budget_left():
                 self._run_epoch(stop)
                 self._end_epoch()
