@@ -163,3 +163,12 @@ def test_grayscale_variant_trains_a_256_level_pixelcnn(tmp_path, splits):
     with pytest.raises(ValueError, match="binarized"):
         train("nade", ARCH["nade"], TrainConfig(epochs=1, max_steps=1), train_split=splits[0],
               val_split=splits[1], out_dir=tmp_path / "nade", variant="grayscale")
+
+
+@pytest.mark.parametrize("name", ["params.yaml", "params-paper.yaml", "tests/smoke/params.yaml"])
+def test_shipped_params_files_are_valid(name):
+    from conftest import REPO
+
+    result = cli("validate", str(REPO / name))
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
