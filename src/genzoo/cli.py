@@ -67,54 +67,53 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .data import load_split
-    from .evaluate import evaluate, evaluate_classifier, write_metrics
+    from .evaluate import write_metrics
     from .train import pick_device
 
-    device = pick_device(args.device)
-    test = load_split(args.test)
-    if args.model in ("vae", "vqvae"):
-        return _evaluate_latent(args, test, device)
-    if args.model == "classifier":
-        metrics = evaluate_classifier(Path(args.checkpoint), test, history_path=args.history,
-                                      batch_size=args.batch_size, device=device)
-        summary = f"test accuracy {metrics['test_accuracy']:.4f}"
-    else:
-        metrics = evaluate(Path(args.checkpoint), test, history_path=args.history,
-                           batch_size=args.batch_size, device=device,
-                           classifier_path=args.classifier, agreement_samples=args.agreement_samples,
-                           seed=args.seed)
-        summary = (f"test NLL {metrics['test_nll_nats']:.3f} nats, "
-                   f"{metrics['test_bits_per_dim']:.4f} bits/dim")
-        if "label_agreement" in metrics:
-            summary += f", label agreement {metrics['label_agreement']:.3f}"
+    metrics, summary = _score(args, load_split(args.test), pick_device(args.device))
     write_metrics(Path(args.out), metrics)
     print(f"{metrics['model']}: {summary}")
     return 0
 
 
-def _evaluate_latent(args, test, device) -> int:
-    from .evaluate import write_metrics
-    from .latent import evaluate_vae, evaluate_vqvae
+def _score(args, test, device) -> tuple[dict, str]:
+    """The metrics of ``args.model`` and a one-line summary, by the kind of model."""
+    if args.model == "classifier":
+        from .evaluate import evaluate_classifier
 
+        metrics = evaluate_classifier(Path(args.checkpoint), test, history_path=args.history,
+                                      batch_size=args.batch_size, device=device)
+        return metrics, f"test accuracy {metrics['test_accuracy']:.4f}"
     if args.model == "vae":
+        from .latent import evaluate_vae
+
         metrics = evaluate_vae(Path(args.checkpoint), test, history_path=args.history,
                                iwae_k=args.iwae_k, iwae_batch_size=args.iwae_batch_size,
                                batch_size=args.batch_size, seed=args.seed, device=device)
-        summary = (f"test NLL <= {metrics['test_nll_nats']:.3f} nats (IWAE, k={args.iwae_k}), "
-                   f"{metrics['test_bits_per_dim']:.4f} bits/dim; -ELBO {metrics['neg_elbo_nats']:.3f}")
-    else:
+        return metrics, (f"test NLL <= {metrics['test_nll_nats']:.3f} nats (IWAE, k={args.iwae_k}), "
+                         f"{metrics['test_bits_per_dim']:.4f} bits/dim; "
+                         f"-ELBO {metrics['neg_elbo_nats']:.3f}")
+    if args.model == "vqvae":
+        from .latent import evaluate_vqvae
+
         if not args.prior:
             raise ValueError("evaluating the VQ-VAE needs its prior (--prior): run fit_prior first")
         metrics = evaluate_vqvae(Path(args.checkpoint), Path(args.prior), test,
                                  history_path=args.history, prior_history_path=args.prior_history,
                                  batch_size=args.batch_size, device=device)
-        summary = (f"reconstruction {metrics['reconstruction_nll_nats']:.3f} nats, code perplexity "
-                   f"{metrics['code_perplexity']:.1f}/{metrics['codes']}, prior NLL "
-                   f"{metrics['prior_nll_nats']:.3f} nats per code grid, test NLL <= "
-                   f"{metrics['test_nll_nats']:.3f} nats")
-    write_metrics(Path(args.out), metrics)
-    print(f"{metrics['model']}: {summary}")
-    return 0
+        return metrics, (f"reconstruction {metrics['reconstruction_nll_nats']:.3f} nats, code "
+                         f"perplexity {metrics['code_perplexity']:.1f}/{metrics['codes']}, prior NLL "
+                         f"{metrics['prior_nll_nats']:.3f} nats per code grid, test NLL <= "
+                         f"{metrics['test_nll_nats']:.3f} nats")
+    from .evaluate import evaluate
+
+    metrics = evaluate(Path(args.checkpoint), test, history_path=args.history,
+                       batch_size=args.batch_size, device=device, classifier_path=args.classifier,
+                       agreement_samples=args.agreement_samples, seed=args.seed)
+    summary = f"test NLL {metrics['test_nll_nats']:.3f} nats, {metrics['test_bits_per_dim']:.4f} bits/dim"
+    if "label_agreement" in metrics:
+        summary += f", label agreement {metrics['label_agreement']:.3f}"
+    return metrics, summary
 
 
 def cmd_encode(args) -> int:

@@ -36,12 +36,12 @@ import torch
 
 from . import checkpoint
 from .config import SampleConfig, TrainConfig
-from .data import SPLITS, DataError, Split, atomic_write_bytes, fixed_binarization, load_split, save_npz
+from .data import SPLITS, DataError, Split, fixed_binarization, load_split, save_npz
 from .evaluate import bits_per_dim, nll_metrics, per_image_nll
 from .models.base import draw_levels, pixel_log_prob
 from .models.vae import VAE, iwae_nll
 from .models.vqvae import VQVAE, code_usage
-from .sample import NUM_DIGITS, class_labels, grid_png
+from .sample import NUM_DIGITS, class_labels, grid_png, write_outputs
 
 PRIOR_KINDS = ("gated_pixelcnn", "cond_gated_pixelcnn")
 TRAIN_CODES_STREAM = 3  # binarize() uses streams 0-2 for train/val/test
@@ -233,7 +233,5 @@ def sample_latent(checkpoint_path: Path, *, config: SampleConfig, seed: int, out
     else:
         raise ValueError(f"{checkpoint_path}: {payload['model']} is not a latent-variable model")
     arrays["samples"] = images.cpu().numpy().astype(np.uint8)
-    save_npz(Path(out_npz), **arrays)
-    for name, png in figures.items():
-        atomic_write_bytes(Path(out_dir) / name, png)
+    write_outputs(out_npz, arrays, out_dir, figures)
 

@@ -69,6 +69,14 @@ def completions(model: AutoregressiveModel, test: Split, *, variant: str, images
     return torch.cat(rows)
 
 
+def write_outputs(out_npz: Path, arrays: dict[str, np.ndarray], out_dir: Path,
+                  figures: dict[str, bytes]) -> None:
+    """The sample arrays as one .npz and each figure as out_dir/<name>, all written atomically."""
+    save_npz(Path(out_npz), **arrays)
+    for name, png in figures.items():
+        atomic_write_bytes(Path(out_dir) / name, png)
+
+
 def sample(checkpoint_path: Path, *, config: SampleConfig, seed: int, out_npz: Path,
            out_dir: Path, test: Split | None = None, device: str | torch.device = "cpu") -> None:
     """Draw the sample grid (and completions, for autoregressive models) of a trained model."""
@@ -84,6 +92,4 @@ def sample(checkpoint_path: Path, *, config: SampleConfig, seed: int, out_npz: P
         rows = completions(model, test, variant=payload["variant"], images=config.completions,
                            per_image=config.completion_samples, generator=generator)
         figures["completions.png"] = grid_png(rows, nrow=2 + config.completion_samples)
-    save_npz(Path(out_npz), **arrays)
-    for name, png in figures.items():
-        atomic_write_bytes(out_dir / name, png)
+    write_outputs(out_npz, arrays, out_dir, figures)
