@@ -2,6 +2,7 @@
 #
 #   snakemake --cores all reports/all.html          # laptop
 #   snakemake --profile slurm reports/all.html      # SLURM cluster (see README)
+#   snakemake --cores all nade                      # one model: all its runs, summary, samples
 #
 # This file is the table of contents; helpers live in workflow/rules/common.smk, and every rule
 # calls the one CLI, `python -m genzoo <command>`, with explicit inputs, outputs and params.
@@ -22,3 +23,15 @@ rule all:
     default_target: True
     input:
         "reports/all.html",
+
+
+# One target per trained model, named after it: every seed's run trained, scored and sampled, and
+# the summary over the seeds (the DVC stage model@<name> asks for exactly this).
+for _model in TRAINED:
+
+    rule:
+        name: _model
+        localrule: True
+        input:
+            f"reports/metrics/{_model}.json",
+            runs_of("reports/figures/{model}/seed{seed}", [_model] if _model in MODELS else []),

@@ -47,16 +47,23 @@ def snakemake(project: Path, *args: str, check: bool = True) -> subprocess.Compl
     return run(project, "snakemake", "--cores", "2", *args, check=check)
 
 
-def planned_jobs(project: Path) -> set[tuple[str, str]]:
-    """(rule, model) of every job a dry run would execute ('' for rules without a model)."""
-    output = snakemake(project, "-n", "reports/all.html").stdout
+def planned_jobs(project: Path, *args: str) -> set[tuple[str, str, str]]:
+    """(rule, model, seed) of every job a dry run would execute ('' where a rule has no such
+    wildcard)."""
+    output = snakemake(project, "-n", "reports/all.html", *args).stdout
     jobs = set()
     for block in re.split(r"\n(?=\[.*\]\n|(?:local)?rule \w+:)", output):
         match = re.search(r"^(?:local)?rule (\w+):", block, re.M)
         if match and match.group(1) != "all":
-            model = re.search(r"wildcards: model=(\w+)", block)
-            jobs.add((match.group(1), model.group(1) if model else ""))
+            model = re.search(r"wildcards:.*\bmodel=(\w+)", block)
+            seed = re.search(r"wildcards:.*\bseed=(\d+)", block)
+            jobs.add((match.group(1), model.group(1) if model else "", seed.group(1) if seed else ""))
     return jobs
+
+
+def run_jobs(model: str, *seeds: int, rules=("train", "evaluate", "sample")) -> set[tuple[str, str, str]]:
+    """The jobs of `model`'s runs with `seeds`, and its summary."""
+    return {(rule, model, str(seed)) for rule in rules for seed in seeds} | {("summarize", model, "")}
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -73,37 +80,62 @@ def project(tmp_path_factory) -> Path:
 
 
 ZOO = ("nade", "made", "cond_gated_pixelcnn", "vae", "vqvae")  # the smoke config's models
+SEEDS = {"nade": [0, 1]}  # the smoke config's runs: nade's own seeds, the others the top-level [0]
 FIGURES = {"vae": ("samples.png", "interpolation.png"),
            "vqvae": ("samples.png", "reconstructions.png")}  # the others: samples, completions
+
+
+def load(project: Path, path: str) -> dict:
+    return json.loads((project / path).read_text())
 
 
 def test_pipeline_writes_report_metrics_and_samples(project):
     html = (project / "reports/all.html").read_text()
     for model in ZOO:
-        metrics = json.loads((project / f"reports/metrics/{model}.json").read_text())
+        metrics = load(project, f"reports/metrics/{model}.json")
+        assert metrics["seeds"] == SEEDS.get(model, [0])
         assert metrics["test_images"] == 10_000 and 0 < metrics["test_nll_nats"] < 784 * 0.9
-        for figure in FIGURES.get(model, ("samples.png", "completions.png")):
-            assert (project / f"reports/figures/{model}/{figure}").read_bytes()[:4] == b"\x89PNG"
+        for seed in metrics["seeds"]:
+            for figure in FIGURES.get(model, ("samples.png", "completions.png")):
+                png = project / f"reports/figures/{model}/seed{seed}/{figure}"
+                assert png.read_bytes()[:4] == b"\x89PNG"
         assert f'id="{model}"' in html
-    agreement = json.loads((project / "reports/metrics/cond_gated_pixelcnn.json").read_text())
+    agreement = load(project, "reports/metrics/cond_gated_pixelcnn.json")
     assert 0 <= agreement["label_agreement"] <= 1 and agreement["agreement_samples"] == 20
-    classifier = json.loads((project / "reports/metrics/classifier.json").read_text())
-    assert classifier["test_accuracy"] > 0.5  # 40 steps already beat chance (0.1) by far
+    classifier = load(project, "reports/metrics/classifier.json")
+    assert classifier["seeds"] == [0] and classifier["test_accuracy"] > 0.5  # 40 steps beat chance
     assert "Larochelle &amp; Murray 2011" in html and "pytorch-generative" in html
     assert "label agreement" in html
-    assert html.count("data:image/png;base64,") == 3 * len(ZOO)  # curves + two figures each
+    assert html.count("data:image/png;base64,") == 3 * len(ZOO)  # curves + the first seed's figures
+
+
+def test_seeds_fan_out_into_runs_and_the_report_shows_mean_and_std(project):
+    runs = [load(project, f"reports/metrics/nade/seed{seed}.json") for seed in (0, 1)]
+    assert [run["seed"] for run in runs] == [0, 1]
+    nll = [run["test_nll_nats"] for run in runs]
+    assert nll[0] != nll[1]  # other seed, other initialisation, batch order and bits
+    summary = load(project, "reports/metrics/nade.json")
+    assert summary["test_nll_nats"] == pytest.approx(sum(nll) / 2)
+    assert summary["std"]["test_nll_nats"] == pytest.approx(abs(nll[0] - nll[1]) / 2 ** 0.5)
+    assert summary["runs"] == runs and summary["num_parameters"] == runs[0]["num_parameters"]
+    for seed in (0, 1):  # each run its own checkpoint and samples
+        assert load(project, f"data/models/nade/seed{seed}/history.json")["seed"] == seed
+        assert (project / f"data/samples/nade/seed{seed}/samples.npz").is_file()
+    html = (project / "reports/all.html").read_text()
+    assert f"{summary['test_nll_nats']:.2f} ± {summary['std']['test_nll_nats']:.2f}" in html
+    assert "2 seeds" in html
 
 
 def test_latent_models_report_their_bounds_and_codes(project):
-    vae = json.loads((project / "reports/metrics/vae.json").read_text())
+    vae = load(project, "reports/metrics/vae.json")
     assert vae["nll_kind"] == "bound" and vae["iwae_k"] == 20
     assert vae["test_nll_nats"] <= vae["neg_elbo_nats"] + 1.0  # IWAE (k = 20) beats the ELBO
-    vqvae = json.loads((project / "reports/metrics/vqvae.json").read_text())
+    vqvae = load(project, "reports/metrics/vqvae.json")
     assert vqvae["test_nll_nats"] == pytest.approx(
         vqvae["reconstruction_nll_nats"] + vqvae["prior_nll_nats"])
     assert 1 <= vqvae["code_perplexity"] <= vqvae["codes"] == 8 and vqvae["prior_model"] == "gated_pixelcnn"
     for split in ("train", "val", "test"):
-        with np.load(project / f"data/models/vqvae/codes/{split}.npz") as codes:
+        with np.load(project / f"data/models/vqvae/seed0/codes/{split}.npz") as codes:
             assert codes["gray"].shape[1:] == (7, 7) and int(codes["levels"]) == 8
     html = (project / "reports/all.html").read_text()
     assert "Burda, Grosse &amp; Salakhutdinov 2016" in html and "86.76" in html and "84.78" in html
@@ -113,22 +145,44 @@ def test_latent_models_report_their_bounds_and_codes(project):
 def test_second_run_does_nothing(project):
     result = snakemake(project, "reports/all.html")
     assert "Nothing to be done" in result.stdout + result.stderr
+    for target in ("nade", "classifier"):  # the per-model targets (DVC's model stages use them)
+        result = snakemake(project, "-n", target)
+        assert "Nothing to be done" in result.stdout + result.stderr, target
 
 
 def test_editing_one_models_params_reruns_only_its_stages(project):
     edit(project / "params.yaml", "hidden: [16]", "hidden: [24]")
     try:
-        assert planned_jobs(project) == {("train", "made"), ("evaluate", "made"), ("sample", "made"), ("report", "")}
+        assert planned_jobs(project) == run_jobs("made", 0) | {("report", "", "")}
     finally:
         edit(project / "params.yaml", "hidden: [24]", "hidden: [16]")
+
+
+def test_adding_a_seed_runs_only_the_new_runs(project):
+    edit(project / "params.yaml", "seeds: [0, 1]", "seeds: [0, 1, 2]")
+    try:
+        assert planned_jobs(project) == run_jobs("nade", 2) | {("report", "", "")}
+    finally:
+        edit(project / "params.yaml", "seeds: [0, 1, 2]", "seeds: [0, 1]")
+
+
+def test_top_level_seeds_reach_every_model_without_its_own_but_not_the_classifier(project):
+    edit(project / "params.yaml", "seeds: [0]", "seeds: [0, 3]")
+    try:
+        expected = {("report", "", ""), ("encode_codes", "", "3"), ("fit_prior", "", "3")}
+        for model in ("made", "cond_gated_pixelcnn", "vae", "vqvae"):
+            expected |= run_jobs(model, 3)
+        assert planned_jobs(project) == expected
+    finally:
+        edit(project / "params.yaml", "seeds: [0, 3]", "seeds: [0]")
 
 
 def test_editing_only_the_prior_refits_it_and_keeps_the_autoencoder(project):
     edit(project / "params.yaml", "arch: {channels: 4, layers: 2, head_channels: 4}\n      train",
          "arch: {channels: 6, layers: 2, head_channels: 4}\n      train")
     try:
-        assert planned_jobs(project) == {("fit_prior", ""), ("evaluate", "vqvae"),
-                                         ("sample", "vqvae"), ("report", "")}
+        assert planned_jobs(project) == {("fit_prior", "", "0"), ("report", "", "")} | \
+            run_jobs("vqvae", 0, rules=("evaluate", "sample"))
     finally:
         edit(project / "params.yaml", "arch: {channels: 6, layers: 2, head_channels: 4}\n      train",
              "arch: {channels: 4, layers: 2, head_channels: 4}\n      train")
@@ -137,7 +191,8 @@ def test_editing_only_the_prior_refits_it_and_keeps_the_autoencoder(project):
 def test_editing_only_sampling_params_does_not_retrain(project):
     edit(project / "params.yaml", "sample: {n: 16, nrow: 4}", "sample: {n: 9, nrow: 3}")
     try:
-        assert planned_jobs(project) == {("sample", "nade"), ("report", "")}
+        assert planned_jobs(project) == {("sample", "nade", "0"), ("sample", "nade", "1"),
+                                         ("report", "", "")}
     finally:
         edit(project / "params.yaml", "sample: {n: 9, nrow: 3}", "sample: {n: 16, nrow: 4}")
 
@@ -147,7 +202,7 @@ def test_editing_a_model_source_reruns_only_that_model(project):
     original = source.read_text()
     source.write_text(original + "\n# an edit\n")
     try:
-        assert planned_jobs(project) == {("train", "nade"), ("evaluate", "nade"), ("sample", "nade"), ("report", "")}
+        assert planned_jobs(project) == run_jobs("nade", 0, 1) | {("report", "", "")}
     finally:
         source.write_text(original)
 
@@ -156,6 +211,8 @@ def test_editing_a_model_source_reruns_only_that_model(project):
     ("models: {pixelcn: {}}", "unknown key models.pixelcn"),
     ("models: {made: {arch: {hiden: 3}}}", "unknown key models.made.arch.hiden"),
     ("models: {nade: {train: {lr: -0.01}}}", "models.nade.train.lr: -0.01 is less than or equal to the minimum of 0"),
+    ("seeds: []", "seeds: [] should be non-empty"),
+    ("models: {made: {seeds: [1, 1]}}", "models.made.seeds: [1, 1] has non-unique elements"),
 ])
 def test_bad_params_fail_before_any_job(project, tmp_path, bad, message):
     (tmp_path / "bad.yaml").write_text(bad + "\n")
@@ -173,10 +230,9 @@ def test_dvc_repro_reproduces_the_snakemake_outputs(project, tmp_path):
     copy = make_project(tmp_path / "genzoo")
     run(copy, "dvc", "init", "--no-scm", "-q")
     run(copy, "dvc", "repro")
-    for model in ("nade", "made"):  # same seed, same code: the same numbers through either runner
-        ours = json.loads((copy / f"reports/metrics/{model}.json").read_text())
-        theirs = json.loads((project / f"reports/metrics/{model}.json").read_text())
-        assert ours["test_nll_nats"] == theirs["test_nll_nats"]
+    for model in ("nade", "made"):  # same seeds, same code: the same numbers through either runner
+        ours, theirs = load(copy, f"reports/metrics/{model}.json"), load(project, f"reports/metrics/{model}.json")
+        assert [run["test_nll_nats"] for run in ours["runs"]] == [run["test_nll_nats"] for run in theirs["runs"]]
     assert "up to date" in run(copy, "dvc", "status").stdout
 
     edit(copy / "params.yaml", "hidden: [16]", "hidden: [20]")
@@ -200,7 +256,7 @@ def test_dvc_model_deps_cover_every_imported_module():
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["model"]["do"]
     for name in MODELS:
         listed = {dep.replace("${key}", name) for dep in stage["deps"]}
-        modules = ["train", "evaluate", "sample", f"models.{name}"]
+        modules = ["train", "evaluate", "summary", "sample", f"models.{name}"]
         if name in ("vae", "vqvae"):  # scored, sampled (and the VQ-VAE's prior fitted) by latent
             modules += ["latent", "models.gated_pixelcnn", "models.cond_gated_pixelcnn"]
         needed = {str(p.relative_to(REPO)) for p in module_sources(*modules)}

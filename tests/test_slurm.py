@@ -39,11 +39,13 @@ SMALL = ["--max-threads", "1", "--set-resources",
 FAST_POLL = ["--slurm-init-seconds-before-status-checks", "2",
              "--seconds-between-status-checks", "2"]
 ZOO = ["nade", "made", "cond_gated_pixelcnn", "vae", "vqvae"]  # the smoke config's models
-# Rules without wildcards (binarize, and the VQ-VAE's encode_codes and fit_prior) log to
-# rule_<name>/ and carry the comment rule_<name>.
-REMOTE_RULES = {"binarize": [""], "train": [*ZOO, "classifier"], "encode_codes": [""],
-                "fit_prior": [""], "evaluate": [*ZOO, "classifier"], "sample": ZOO}
-
+SEEDS = {"nade": [0, 1]}  # the smoke config's runs (the other models: seed 0 alone)
+RUNS = [f"{model}_{seed}" for model in ZOO for seed in SEEDS.get(model, [0])]
+# The plugin names a job's log folder and comment after its wildcard values joined by "_"
+# (nade_1: model nade, seed 1): rule_<name>/<values>/ and rule_<name>_wildcards_<values>. The
+# binarize rule has none: rule_binarize/ and rule_binarize.
+REMOTE_RULES = {"binarize": [""], "train": [*RUNS, "classifier_0"], "encode_codes": ["0"],
+                "fit_prior": ["0"], "evaluate": [*RUNS, "classifier_0"], "sample": RUNS}
 
 def _unavailable(reason: str):
     if IN_CI:
@@ -164,24 +166,26 @@ def test_profile_runs_the_pipeline_through_sbatch(slurm_cluster, tmp_path):
         for wildcard in wildcards:
             found = list((logs / f"rule_{rule}" / wildcard).glob("*.log"))
             assert len(found) == 1, f"no SLURM log of {rule} {wildcard}: {sorted(logs.rglob('*'))}"
-    assert not (logs / "rule_download").exists() and not (logs / "rule_report").exists()  # localrules
+    for rule in ("download", "summarize", "report"):  # localrules
+        assert not (logs / f"rule_{rule}").exists(), rule
     jobs = our_jobs(cluster)
     assert sorted(job["comment"] for job in jobs) == sorted(
         f"rule_{rule}" + (f"_wildcards_{w}" if w else "")
         for rule, wildcards in REMOTE_RULES.items() for w in wildcards)
     assert {job["state"] for job in jobs} == {"COMPLETED"}
 
-    for path in ["reports/all.html", "data/samples/made/samples.npz",
-                 "reports/figures/nade/samples.png", "data/models/made/model.pt"]:
+    for path in ["reports/all.html", "data/samples/made/seed0/samples.npz",
+                 "reports/figures/nade/seed1/samples.png", "data/models/made/seed0/model.pt"]:
         assert (cluster / path).is_file(), path
     for model in ZOO:
         on_slurm = json.loads((cluster / f"reports/metrics/{model}.json").read_text())
         on_laptop = json.loads((local / f"reports/metrics/{model}.json").read_text())
+        assert on_slurm["seeds"] == on_laptop["seeds"] == SEEDS.get(model, [0]), model
         assert on_slurm["test_nll_nats"] == on_laptop["test_nll_nats"], model
-        assert (cluster / f"data/models/{model}/model.pt").read_bytes() == \
-            (local / f"data/models/{model}/model.pt").read_bytes()
-    assert not list(cluster.glob("data/models/*/resume.pt"))
-
+        for seed in on_slurm["seeds"]:
+            run = f"data/models/{model}/seed{seed}/model.pt"
+            assert (cluster / run).read_bytes() == (local / run).read_bytes(), run
+    assert not list(cluster.glob("data/models/*/*/resume.pt"))
 
 @pytest.fixture(scope="module")
 def data_done(slurm_cluster, tmp_path_factory):
@@ -202,20 +206,21 @@ def prepared(data_done, tmp_path):
 
 
 def assert_failed_cleanly(run, root: Path, model: str) -> None:
+    """The train job of `model`'s seed-0 run failed, left no output, and the run names its logs."""
     assert run.returncode not in (0, 124, 137), run.stdout[-5000:]  # failed, not timed out
     for name in ("model.pt", "history.json"):
-        assert not (root / f"data/models/{model}/{name}").exists(), name
-    slurm_logs = list((root / ".snakemake/slurm_logs/rule_train" / model).glob("*.log"))
+        assert not (root / f"data/models/{model}/seed0/{name}").exists(), name
+    slurm_logs = list((root / f".snakemake/slurm_logs/rule_train/{model}_0").glob("*.log"))
     assert len(slurm_logs) == 1, slurm_logs
     log = slurm_logs[0].relative_to(root)
     assert str(log) in run.stdout, f"SLURM log {log} not named in:\n{run.stdout[-5000:]}"
-    assert f"logs/train/{model}.log" in run.stdout, run.stdout[-5000:]
+    assert f"logs/train/{model}/seed0.log" in run.stdout, run.stdout[-5000:]
 
 
 def test_failing_job_fails_the_run(prepared):
     # A corrupted input: the train job starts on the cluster and exits non-zero.
     (prepared / "data/processed/train.npz").write_bytes(b"not an npz file")
-    run = slurm_run(prepared, "data/models/made/model.pt", "--retries", "0")
+    run = slurm_run(prepared, "data/models/made/seed0/model.pt", "--retries", "0")
     assert_failed_cleanly(run, prepared, "made")
     assert "Error in rule train" in run.stdout
     [job] = our_jobs(prepared)
@@ -227,7 +232,7 @@ def test_cancelled_job_fails_the_run(prepared):
     # (An overlay config file: --config KEY=VALUE turns nested numbers into strings.)
     (prepared / "slow.yaml").write_text(
         "models: {made: {train: {epochs: 50, max_steps: 100000, batch_size: 50}}}\n")
-    run = slurm_run(prepared, "data/models/made/model.pt", "--retries", "0",
+    run = slurm_run(prepared, "data/models/made/seed0/model.pt", "--retries", "0",
                     "--configfile", "params.yaml", "slow.yaml", background=True)
     try:
         deadline = time.monotonic() + 180
@@ -237,7 +242,7 @@ def test_cancelled_job_fails_the_run(prepared):
             if time.monotonic() > deadline:
                 pytest.fail("the train job did not start training within 180 s")
             running = [job for job in our_jobs(prepared) if job["state"] == "RUNNING"]
-            log = prepared / "logs/train/made.log"
+            log = prepared / "logs/train/made/seed0.log"
             # The trainer prints "training made" once SIGTERM is handled (imports take a while).
             if running and log.exists() and "training made" in log.read_text():
                 time.sleep(3)
@@ -253,5 +258,5 @@ def test_cancelled_job_fails_the_run(prepared):
     assert_failed_cleanly(run, prepared, "made")
     assert "SLURM status is: 'CANCELLED'" in run.stdout
     # SLURM's SIGTERM reached the trainer, which saved its state for a rerun.
-    assert "stopped by signal SIGTERM" in (prepared / "logs/train/made.log").read_text()
-    assert (prepared / "data/models/made/resume.pt").is_file()
+    assert "stopped by signal SIGTERM" in (prepared / "logs/train/made/seed0.log").read_text()
+    assert (prepared / "data/models/made/seed0/resume.pt").is_file()

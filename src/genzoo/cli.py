@@ -164,6 +164,14 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_summarize(args) -> int:
+    from .summary import summarize_files
+
+    summary = summarize_files([Path(p) for p in args.runs], Path(args.out))
+    print(f"{summary['model']}: {len(summary['seeds'])} run(s), seeds {summary['seeds']}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from .report import write_report
 
@@ -255,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prior", default=None, help="VQ-VAE: the prior checkpoint (fit-prior)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_sample)
+
+    p = commands.add_parser("summarize", help="one model's runs (one per seed) as mean and std")
+    p.add_argument("--runs", nargs="+", required=True, help="the runs' metrics files (evaluate)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_summarize)
 
     p = commands.add_parser("report", help="write the HTML report")
     p.add_argument("--metrics", nargs="+", required=True)

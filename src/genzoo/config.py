@@ -89,7 +89,15 @@ def validate_params(params: dict[str, Any] | None, *, source: str = "params.yaml
     error = jsonschema.exceptions.best_match(validator.iter_errors(filled))
     if error is not None:
         raise ParamsError(f"{source}: {_key_path(error)}")
+    _fill_seeds(filled)
     return filled
+
+
+def _fill_seeds(params: dict[str, Any]) -> None:
+    """Defaults a schema cannot state: ``seeds`` is [seed], a model's seeds the top-level ones."""
+    params.setdefault("seeds", [params["seed"]])
+    for section in params["models"].values():
+        section.setdefault("seeds", list(params["seeds"]))
 
 
 def load_params(path: str | Path) -> dict[str, Any]:

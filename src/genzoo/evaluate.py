@@ -70,6 +70,7 @@ def nll_metrics(model: GenerativeModel, payload: dict[str, Any], nll: torch.Tens
     nats = nll.mean().item()
     metrics: dict[str, Any] = {
         "model": payload["model"],
+        "seed": payload.get("seed"),  # the training run's (genzoo.summary groups runs by it)
         "paper": type(model).paper,
         "nll_kind": type(model).nll_kind,
         "variant": payload["variant"],
@@ -117,7 +118,8 @@ def evaluate_classifier(checkpoint_path: Path, test_split: Split, *, history_pat
     images = test_split.images(payload["variant"])
     predicted = model.predict(images, batch_size=batch_size)
     nll = per_image_nll(model, images, test_split.labels, batch_size=batch_size, device=device)
-    metrics = {"model": payload["model"], "paper": type(model).paper, "variant": payload["variant"],
+    metrics = {"model": payload["model"], "seed": payload.get("seed"), "paper": type(model).paper,
+               "variant": payload["variant"],
                "test_images": len(images),
                "test_accuracy": (predicted == test_split.labels).double().mean().item(),
                "test_label_nll_nats": nll.mean().item(), "num_parameters": model.num_parameters()}

@@ -25,9 +25,26 @@ MODELS = list(config["models"])  # the zoo, as params.yaml lists it
 TRAINED = MODELS + ["classifier"]  # everything trained: the zoo and the judge of samples
 ENV = "../envs/genzoo.yaml"  # for --use-conda; relative to the rule files
 
+# One run per (model, seed): data/models/<model>/seed<s>/, reports/metrics/<model>/seed<s>.json,
+# reports/figures/<model>/seed<s>/; reports/metrics/<model>.json summarizes a model's runs.
+
 
 wildcard_constraints:
     model="|".join(TRAINED),
+    seed=r"\d+",
+
+
+def seeds_of(model):
+    """A model's training seeds; the classifier, the one judge of every model, has one run."""
+    return [config["seed"]] if model == "classifier" else config["models"][model]["seeds"]
+
+
+def runs_of(pattern, models):
+    """`pattern` (with {model} and {seed}) filled in for every run of `models`."""
+    return [pattern.format(model=model, seed=seed) for model in models for seed in seeds_of(model)]
+
+
+CLASSIFIER = runs_of("data/models/{model}/seed{seed}/model.pt", ["classifier"])[0]
 
 
 def is_conditional(model):
@@ -42,9 +59,9 @@ def sources(*modules, extra=()):
 
 
 LATENT = ("vae", "vqvae")  # scored and sampled by genzoo.latent
-VQVAE_DIR = "data/models/vqvae"  # the autoencoder, and under it codes/ and prior/
-PRIOR_MODEL = f"{VQVAE_DIR}/prior/model.pt"
-PRIOR_HISTORY = f"{VQVAE_DIR}/prior/history.json"
+VQVAE_RUN = "data/models/vqvae/seed{seed}"  # the autoencoder, and under it codes/ and prior/
+PRIOR_MODEL = f"{VQVAE_RUN}/prior/model.pt"
+PRIOR_HISTORY = f"{VQVAE_RUN}/prior/history.json"
 
 
 def prior_module():
@@ -72,12 +89,12 @@ def prior_section(wildcards):
 
 
 def prior_input(wildcards):
-    """The VQ-VAE is scored and sampled through its fitted prior; other models need none."""
-    return [PRIOR_MODEL] if wildcards.model == "vqvae" else []
+    """The VQ-VAE is scored and sampled through its run's fitted prior; other models need none."""
+    return [PRIOR_MODEL.format(seed=wildcards.seed)] if wildcards.model == "vqvae" else []
 
 
 def prior_history_input(wildcards):
-    return [PRIOR_HISTORY] if wildcards.model == "vqvae" else []
+    return [PRIOR_HISTORY.format(seed=wildcards.seed)] if wildcards.model == "vqvae" else []
 
 
 def latent_args(wildcards, input):
@@ -95,7 +112,8 @@ def section_of(model):
 
 
 def train_section(wildcards):
-    """The params that change a trained model: architecture and training settings."""
+    """The params that change a trained model: architecture and training settings (not the
+    list of seeds: adding a seed adds runs and leaves the others alone)."""
     section = section_of(wildcards.model)
     return json.dumps({"arch": section["arch"], "train": section["train"]}, sort_keys=True)
 
@@ -106,7 +124,7 @@ def sample_section(wildcards):
 
 def classifier_input(wildcards):
     """Conditional models are scored by the classifier; the others do not wait for it."""
-    return ["data/models/classifier/model.pt"] if is_conditional(wildcards.model) else []
+    return [CLASSIFIER] if is_conditional(wildcards.model) else []
 
 
 def mirror_args():

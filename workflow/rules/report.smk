@@ -1,4 +1,4 @@
-# report: reports/all.html from every model's metrics, curves and figures.
+# report: reports/all.html from every model's summary, every run's curves, and the figures.
 
 
 localrules:
@@ -8,8 +8,8 @@ localrules:
 rule report:
     input:
         metrics=expand("reports/metrics/{model}.json", model=TRAINED),
-        history=expand("data/models/{model}/history.json", model=TRAINED),
-        figures=expand("reports/figures/{model}", model=MODELS),
+        history=runs_of("data/models/{model}/seed{seed}/history.json", TRAINED),
+        figures=runs_of("reports/figures/{model}/seed{seed}", MODELS),
         code=sources("report", extra=["src/genzoo/templates/report.html.j2"]),
     output:
         "reports/all.html",

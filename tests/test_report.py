@@ -1,0 +1,182 @@
+"""The HTML report of several seeds per model: mean ± std, ranking, runs, curves, figures."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import statistics
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from genzoo.report import (curves_figure, curves_png, load_summary, model_rows, run_of_folder,
+                           write_report)
+from genzoo.summary import summarize
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_run(model, seed, nats, *, nll_kind="exact", **extra):
+    """The metrics an evaluate job writes for one run (evaluate.nll_metrics' keys)."""
+    return {"model": model, "seed": seed, "paper": f"{model} paper", "nll_kind": nll_kind,
+            "variant": "binarized", "test_images": 100, "test_nll_nats": nats,
+            "test_nll_nats_stderr": 0.5, "test_bits_per_dim": nats / (784 * math.log(2)),
+            "num_parameters": 1234, "best_epoch": 2, "steps": 300, "best_val_nll": nats + 1.0,
+            "train_seconds": 60.0 + seed, "seconds_per_epoch": 20.0, "epochs_trained": 3,
+            "train_device": "cpu", **extra}
+
+
+def fake_history(model, seed, *, start=100.0):
+    epochs = [{"epoch": e, "train_loss": start - 3 * e, "val_nll": start - 2 * e, "seconds": 20.0}
+              for e in (1, 2, 3)]
+    return {"model": model, "seed": seed, "device": "cpu", "epochs": epochs, "train_seconds": 60.0}
+
+
+def write_png(path, value):
+    """A real 2x2 PNG whose grey level (and so whose bytes) is ``value`` (0..255)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plt.imsave(path, np.full((2, 2), value, dtype=float), cmap="gray", vmin=0, vmax=255)
+
+
+def data_uri(path):
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+# nade: seed 0 alone would beat made, its mean over two seeds does not.
+RUNS = {
+    "nade": [fake_run("nade", 0, 87.0), fake_run("nade", 1, 95.0)],
+    "made": [fake_run("made", 0, 88.0)],
+    "vae": [fake_run("vae", 2, 86.0, nll_kind="bound", iwae_k=20, neg_elbo_nats=90.0,
+                     neg_elbo_bits_per_dim=0.17),
+            fake_run("vae", 1, 85.0, nll_kind="bound", iwae_k=20, neg_elbo_nats=89.0,
+                     neg_elbo_bits_per_dim=0.16)],
+}
+CLASSIFIER = {"model": "classifier", "seed": 0, "paper": "LeCun et al. 1998",
+              "variant": "grayscale", "test_images": 100, "test_accuracy": 0.98,
+              "test_label_nll_nats": 0.05, "num_parameters": 5000}
+
+
+@pytest.fixture
+def zoo(tmp_path):
+    """Summaries, histories and figure folders of a fake zoo laid out as the pipeline does."""
+    metrics, histories, figures = [], [], []
+    grey_levels = iter(range(0, 256, 10))  # every PNG its own bytes
+    for model, runs in {**RUNS, "classifier": [CLASSIFIER]}.items():
+        metrics.append(tmp_path / f"reports/metrics/{model}.json")
+        metrics[-1].parent.mkdir(parents=True, exist_ok=True)
+        metrics[-1].write_text(json.dumps(summarize(runs)))
+        for run in runs:
+            seed = run["seed"]
+            histories.append(tmp_path / f"data/models/{model}/seed{seed}/history.json")
+            histories[-1].parent.mkdir(parents=True, exist_ok=True)
+            histories[-1].write_text(json.dumps(fake_history(model, seed)))
+            if model != "classifier":
+                folder = tmp_path / f"reports/figures/{model}/seed{seed}"
+                write_png(folder / "samples.png", next(grey_levels))
+                write_png(folder / "completions.png", next(grey_levels))
+                figures.append(folder)
+    out = tmp_path / "reports/all.html"
+    write_report(out, metrics=metrics, histories=histories, figures=figures, title="fake zoo")
+    return tmp_path, out.read_text(), (metrics, histories, figures)
+
+
+def summary_rows(html):
+    """The summary table's rows by model, as HTML."""
+    table = html.split("<h2>Summary</h2>", 1)[1].split("</table>", 1)[0]
+    rows = {}
+    for row in table.split("<tr>")[2:]:  # past the header row
+        rows[re.search(r'href="#(\w+)"', row).group(1)] = row
+    return rows
+
+
+def section(html, model):
+    return html.split(f'id="{model}"', 1)[1].split("</section>", 1)[0]
+
+
+def test_summary_table_shows_mean_std_and_seed_count(zoo):
+    rows = summary_rows(zoo[1])
+    std = statistics.stdev([87.0, 95.0])
+    assert f"91.00 ± {std:.2f}" in rows["nade"] and "(2 seeds)" in rows["nade"]
+    bits_std = std / (784 * math.log(2))
+    assert f"{91.0 / (784 * math.log(2)):.4f} ± {bits_std:.4f}" in rows["nade"]
+    assert "≤ </span>85.50 ± 0.71" in rows["vae"] and "(2 seeds)" in rows["vae"]
+
+
+def test_a_single_seed_shows_neither_spread_nor_seed_count(zoo):
+    row = summary_rows(zoo[1])["made"]
+    assert "88.00" in row and "±" not in row and "seeds" not in row
+    made = section(zoo[1], "made")
+    assert "± one standard error" in made and 'class="runs"' not in made
+    assert "Means over" not in made
+
+
+def test_models_are_ranked_by_their_mean_nll(zoo):
+    assert list(summary_rows(zoo[1])) == ["vae", "made", "nade"]
+    rows, classifier = model_rows(*zoo[2])
+    assert [row["model"] for row in rows] == ["vae", "made", "nade"]
+    assert classifier["test_accuracy"] == 0.98
+
+
+def test_sections_list_the_seeds_and_a_table_of_runs(zoo):
+    nade = section(zoo[1], "nade")
+    assert "Means over 2 seeds (0, 1)" in nade and "mean ± std over 2 seeds" in nade
+    runs = nade.split('class="runs"', 1)[1].split("</table>", 1)[0]
+    assert re.findall(r'<tr>\s*<td class="num">(\d+)</td>', runs) == ["0", "1"]  # the seeds
+    assert "87.000 ± 0.500" in runs and "95.000 ± 0.500" in runs
+    assert runs.index("87.000") < runs.index("95.000")  # in seed order
+    assert "61.0" in runs  # seed 1's own training time, not the mean
+
+
+def test_only_the_lowest_seeds_figures_are_embedded(zoo):
+    tmp_path, html, _ = zoo
+    figures = tmp_path / "reports/figures"
+    assert data_uri(figures / "vae/seed1/samples.png") in html
+    assert data_uri(figures / "vae/seed2/samples.png") not in html
+    assert data_uri(figures / "nade/seed0/completions.png") in html
+    assert data_uri(figures / "nade/seed1/completions.png") not in html
+    vae = section(html, "vae")
+    assert "figures of seed 1" in vae and f"{figures / 'vae/seed2'}/" in vae
+    assert "Seed 1. Samples" in vae
+    assert "Seed 0. " not in section(html, "made")  # a single run needs no seed label
+    # One curves image per model, plus its first seed's two figures.
+    assert html.count("data:image/png;base64,") == 3 * len(RUNS)
+
+
+def test_curves_draw_every_seed_in_its_own_colour():
+    figure = curves_figure([fake_history("nade", 1, start=90.0), fake_history("nade", 0)])
+    lines = figure.axes[0].get_lines()
+    plt.close(figure)
+    assert len(lines) == 4  # validation and train loss per seed
+    (val_0, train_0), (val_1, train_1) = lines[:2], lines[2:]
+    assert val_0.get_linestyle() == "-" and train_0.get_linestyle() == "--"
+    assert val_0.get_color() == train_0.get_color() != val_1.get_color() == train_1.get_color()
+    assert list(val_0.get_ydata()) == [98.0, 96.0, 94.0]  # seed 0 first, whatever the order given
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert legend == ["seed 0", "seed 1", "validation NLL", "train loss"]
+    assert curves_png([fake_history("nade", 0), fake_history("nade", 1)]).startswith(PNG_SIGNATURE)
+
+
+def test_an_old_single_run_metrics_file_still_renders(tmp_path):
+    run = fake_run("made", 0, 88.0)
+    metrics = tmp_path / "made.json"
+    metrics.write_text(json.dumps(run))  # no runs, seeds or std: written before the seeds
+    history = tmp_path / "history.json"
+    unseeded = {key: value for key, value in fake_history("made", 0).items() if key != "seed"}
+    history.write_text(json.dumps(unseeded))
+    folder = tmp_path / "figures/made"  # an old unseeded folder
+    write_png(folder / "samples.png", 30)
+    assert run_of_folder(folder) == ("made", None)
+    summary = load_summary(metrics)
+    assert summary["seeds"] == [0] and summary["runs"] == [run] and summary["std"] == {}
+
+    out = tmp_path / "all.html"
+    write_report(out, metrics=[metrics], histories=[history], figures=[folder])
+    html = out.read_text()
+    assert 'id="made"' in html and "88.000 ± 0.500 nats" in html
+    assert "± one standard error" in html
+    assert data_uri(folder / "samples.png") in html
+    assert html.count("data:image/png;base64,") == 2  # curves and samples
+    assert "seeds" not in summary_rows(html)["made"]
