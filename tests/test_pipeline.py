@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -70,6 +71,17 @@ def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new, 1))
+
+
+@contextlib.contextmanager
+def edited(path: Path, old: str, new: str):
+    """`path` with its first `old` replaced by `new` inside the block, as it was after it."""
+    original = path.read_text()
+    edit(path, old, new)
+    try:
+        yield
+    finally:
+        path.write_text(original)
 
 
 @pytest.fixture(scope="module")
@@ -151,60 +163,39 @@ def test_second_run_does_nothing(project):
 
 
 def test_editing_one_models_params_reruns_only_its_stages(project):
-    edit(project / "params.yaml", "hidden: [16]", "hidden: [24]")
-    try:
+    with edited(project / "params.yaml", "hidden: [16]", "hidden: [24]"):
         assert planned_jobs(project) == run_jobs("made", 0) | {("report", "", "")}
-    finally:
-        edit(project / "params.yaml", "hidden: [24]", "hidden: [16]")
 
 
 def test_adding_a_seed_runs_only_the_new_runs(project):
-    edit(project / "params.yaml", "seeds: [0, 1]", "seeds: [0, 1, 2]")
-    try:
+    with edited(project / "params.yaml", "seeds: [0, 1]", "seeds: [0, 1, 2]"):
         assert planned_jobs(project) == run_jobs("nade", 2) | {("report", "", "")}
-    finally:
-        edit(project / "params.yaml", "seeds: [0, 1, 2]", "seeds: [0, 1]")
 
 
 def test_top_level_seeds_reach_every_model_without_its_own_but_not_the_classifier(project):
-    edit(project / "params.yaml", "seeds: [0]", "seeds: [0, 3]")
-    try:
+    with edited(project / "params.yaml", "seeds: [0]", "seeds: [0, 3]"):
         expected = {("report", "", ""), ("encode_codes", "", "3"), ("fit_prior", "", "3")}
         for model in ("made", "cond_gated_pixelcnn", "vae", "vqvae"):
             expected |= run_jobs(model, 3)
         assert planned_jobs(project) == expected
-    finally:
-        edit(project / "params.yaml", "seeds: [0, 3]", "seeds: [0]")
 
 
 def test_editing_only_the_prior_refits_it_and_keeps_the_autoencoder(project):
-    edit(project / "params.yaml", "arch: {channels: 4, layers: 2, head_channels: 4}\n      train",
-         "arch: {channels: 6, layers: 2, head_channels: 4}\n      train")
-    try:
+    with edited(project / "params.yaml", "arch: {channels: 4, layers: 2, head_channels: 4}\n      train",
+                "arch: {channels: 6, layers: 2, head_channels: 4}\n      train"):
         assert planned_jobs(project) == {("fit_prior", "", "0"), ("report", "", "")} | \
             run_jobs("vqvae", 0, rules=("evaluate", "sample"))
-    finally:
-        edit(project / "params.yaml", "arch: {channels: 6, layers: 2, head_channels: 4}\n      train",
-             "arch: {channels: 4, layers: 2, head_channels: 4}\n      train")
 
 
 def test_editing_only_sampling_params_does_not_retrain(project):
-    edit(project / "params.yaml", "sample: {n: 16, nrow: 4}", "sample: {n: 9, nrow: 3}")
-    try:
+    with edited(project / "params.yaml", "sample: {n: 16, nrow: 4}", "sample: {n: 9, nrow: 3}"):
         assert planned_jobs(project) == {("sample", "nade", "0"), ("sample", "nade", "1"),
                                          ("report", "", "")}
-    finally:
-        edit(project / "params.yaml", "sample: {n: 9, nrow: 3}", "sample: {n: 16, nrow: 4}")
 
 
 def test_editing_a_model_source_reruns_only_that_model(project):
-    source = project / "src/genzoo/models/nade.py"
-    original = source.read_text()
-    source.write_text(original + "\n# an edit\n")
-    try:
+    with edited(project / "src/genzoo/models/nade.py", '"""', '"""An edit.\n\n'):
         assert planned_jobs(project) == run_jobs("nade", 0, 1) | {("report", "", "")}
-    finally:
-        source.write_text(original)
 
 
 @pytest.mark.parametrize("bad, message", [
