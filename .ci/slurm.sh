@@ -89,8 +89,9 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 # Without a default a job with no --mem takes the whole node.
 DefMemPerCPU=1000
-# Finished jobs stay visible to squeue for 5 minutes (the Snakemake plugin polls with squeue).
-MinJobAge=300
+# Finished jobs stay visible to squeue for an hour: the Snakemake plugin polls with squeue, and the
+# tests list every job of a run after it ends (a 2-core CI run takes over 5 minutes, the default).
+MinJobAge=3600
 ReturnToService=2
 KillWait=10
 GresTypes=gpu

@@ -106,7 +106,7 @@ def env_for(root: Path) -> dict[str, str]:
 
 
 def our_jobs(root: Path) -> list[dict[str, str]]:
-    """Jobs squeue still knows (MinJobAge=300 keeps finished ones) whose workdir is `root`."""
+    """Jobs squeue still knows (.ci/slurm.sh keeps finished ones an hour) whose workdir is `root`."""
     out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T|%k|%Z"], capture_output=True,
                          text=True, check=True).stdout
     jobs = [dict(zip(("id", "state", "comment", "workdir"), line.split("|")))
