@@ -15,9 +15,8 @@ from typing import Any
 import torch
 
 from . import __version__
-from .config import build
 from .data import atomic_write_bytes
-from .models import GenerativeModel, model_class
+from .models import Trainable, build_model
 
 FORMAT = "genzoo-checkpoint/1"
 
@@ -50,31 +49,41 @@ def save(path: Path, payload: dict[str, Any]) -> None:
 
 
 def load(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A checkpoint's payload. Loaded with ``weights_only=True``: tensors, numbers, strings and
+    containers only, so a file carrying code is refused, never run."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"missing checkpoint {path}: run the train stage first")
-    payload = torch.load(path, map_location=map_location, weights_only=False)
-    if payload.get("format") != FORMAT:
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # truncated, damaged, or not written by genzoo
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: damaged or not a genzoo checkpoint ({first}); delete it and "
+                         f"rerun the stage that writes it") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} file")
     return payload
 
 
-def model_payload(name: str, model: GenerativeModel, **extra: Any) -> dict[str, Any]:
+def model_payload(name: str, model: Trainable, **extra: Any) -> dict[str, Any]:
     return {"format": FORMAT, "genzoo_version": __version__, "model": name,
             **model.describe(), "state_dict": model.state_dict(), **extra}
 
 
-def build_model(name: str, config: dict[str, Any], *, image_shape, levels: int,
-                num_classes: int = 10) -> GenerativeModel:
-    cls = model_class(name)
-    typed = build(cls.Config, config, where=f"models.{name}.arch")
-    return cls(typed, image_shape=tuple(image_shape), levels=levels, num_classes=num_classes)
-
-
-def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[GenerativeModel, dict[str, Any]]:
-    """The model stored in a checkpoint, in eval mode on ``device``, and the checkpoint itself."""
+def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[Trainable, dict[str, Any]]:
+    """The network stored in a checkpoint, in eval mode on ``device``, and the checkpoint itself."""
     payload = load(path)
     model = build_model(payload["model"], payload["config"], image_shape=payload["image_shape"],
                         levels=payload["levels"], num_classes=payload["num_classes"])
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval(), payload
+
+
+def load_run(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Trainable, dict[str, Any]]:
+    """A run's complete model: its trained ``model.pt`` with what its phases wrote attached (the
+    VQ-VAE's prior), and the training checkpoint."""
+    model, payload = load_model(Path(run_dir) / "model.pt", device)
+    load_phases = getattr(model, "load_phases", None)
+    if load_phases is not None:
+        load_phases(Path(run_dir), lambda path: load_model(path, device))
+    return model, payload

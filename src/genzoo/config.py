@@ -100,15 +100,17 @@ def _fill_seeds(params: dict[str, Any]) -> None:
         section.setdefault("seeds", list(params["seeds"]))
 
 
-def load_params(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+def _read_yaml(path: Path) -> Any:
     if not path.exists():
         raise ParamsError(f"{path}: no such params file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise ParamsError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    return validate_params(raw, source=str(path))
+
+
+def load_params(path: str | Path) -> dict[str, Any]:
+    return validate_params(_read_yaml(Path(path)), source=str(path))
 
 
 def build(cls: type[T], values: dict[str, Any] | None, *, where: str) -> T:
@@ -129,3 +131,22 @@ def parse_json_arg(text: str, *, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ParamsError(f"{what}: expected a JSON object")
     return value
+
+
+def merge_into(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``update`` merged into ``base`` key by key, nested mappings recursively: what Snakemake
+    does with ``--configfile``, so the CLI reads several params files as Snakemake does."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_into(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def merge_params(paths: list[Path]) -> dict[str, Any]:
+    """Several params files, later ones merged over earlier ones, validated."""
+    merged: dict[str, Any] = {}
+    for path in paths:
+        merged = merge_into(merged, _read_yaml(Path(path)))
+    return validate_params(merged, source=" + ".join(str(path) for path in paths))

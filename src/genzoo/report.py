@@ -29,6 +29,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .data import atomic_write_bytes  # noqa: E402
+from .models import JUDGE  # noqa: E402
 from .references import references_for  # noqa: E402
 from .summary import is_number  # noqa: E402
 
@@ -199,7 +200,7 @@ def model_rows(metrics: list[Path], histories: list[Path], figures: list[Path]
     for path in metrics:
         summary = load_summary(path)
         name = summary["model"]
-        if name == "classifier":
+        if name == JUDGE:
             classifier = summary
             continue
         rows.append(model_row(summary, history_of.get(name, {}), folders_of.get(name, {})))

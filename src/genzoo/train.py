@@ -9,11 +9,16 @@ Reproducibility and preemption safety:
   limit or preemption). Rerunning the same command resumes from it, mid-epoch included, and ends
   with the same bytes as an uninterrupted run. It is ignored when the settings differ and removed
   once training finishes.
+
+The outputs are ``model.pt`` (the best checkpoint) and ``history.json`` (the per-epoch losses),
+both the same bytes for the same seed on one machine, and the wall-clock times in a separate
+timings file, which DVC does not cache.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -31,8 +36,8 @@ from tqdm import tqdm
 from . import checkpoint
 from .config import TrainConfig
 from .data import Split, atomic_write_bytes, epoch_batches, levels_of
-from .evaluate import mean_nll
-from .models import GenerativeModel
+from .models import PhaseContext, Trainable, build_model
+from .models.scoring import per_image_nll
 
 INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again", the resume checkpoint is on disk
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
@@ -106,7 +111,7 @@ class Trainer:
     def __init__(self, name: str, arch: dict[str, Any], config: TrainConfig, *, train_split: Split,
                  val_split: Split, out_dir: Path, seed: int = 0, variant: str = "binarized",
                  device: str = "auto", eval_batch_size: int = 1000, progress: bool | None = None,
-                 log=None, levels: int | None = None) -> None:
+                 log=None, levels: int | None = None, where: str | None = None) -> None:
         self.name, self.arch, self.config = name, arch, config
         self.train_split, self.val_split = train_split, val_split
         self.out_dir = Path(out_dir)
@@ -122,8 +127,9 @@ class Trainer:
                                        variant if levels is None else f"{variant}/{levels}")
 
         torch.manual_seed(seed)
-        self.model: GenerativeModel = checkpoint.build_model(
+        self.model: Trainable = build_model(
             name, arch, image_shape=tuple(train_split.gray.shape[1:]), levels=self.levels,
+            where=where,
         ).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.state = Progress()
@@ -146,7 +152,11 @@ class Trainer:
     def try_resume(self) -> bool:
         if not self.resume_path.exists():
             return False
-        payload = torch.load(self.resume_path, map_location=self.device, weights_only=False)
+        try:
+            payload = checkpoint.load(self.resume_path, map_location=self.device)
+        except ValueError as error:  # a damaged resume file costs the progress, not the run
+            self.log(f"ignoring {error}")
+            return False
         if payload.get("fingerprint") != self.fingerprint:
             self.log(f"ignoring {self.resume_path}: it was written with other settings")
             return False
@@ -223,8 +233,9 @@ class Trainer:
 
     def _end_epoch(self) -> None:
         state = self.state
-        val_nll = mean_nll(self.model, self.val_split.images(self.variant), self.val_split.labels,
-                           batch_size=self.eval_batch_size, device=self.device)
+        val_nll = per_image_nll(self.model, self.val_split.images(self.variant),
+                                self.val_split.labels, batch_size=self.eval_batch_size,
+                                device=self.device).mean().item()
         record = {"epoch": state.epoch + 1, "step": state.step,
                   "train_loss": state.loss_sum / max(state.batch_in_epoch, 1),
                   "val_nll": val_nll, "seconds": state.epoch_seconds}
@@ -256,23 +267,55 @@ class Trainer:
         return self._final_checkpoint()
 
     def history(self) -> dict[str, Any]:
+        """The training curve and the best epoch: no wall-clock times (see ``timings``), so the
+        same seed gives the same bytes. ``epochs`` is the first list, which DVC plots."""
+        state = self.state
+        epochs = [{key: value for key, value in record.items() if key != "seconds"}
+                  for record in state.history]
+        return {"epochs": epochs, "model": self.name, "seed": self.seed, "variant": self.variant,
+                "num_parameters": self.model.num_parameters(), "steps": state.step,
+                "best_epoch": state.best_epoch, "best_val_nll": state.best_val}
+
+    def timings(self) -> dict[str, Any]:
+        """Wall-clock seconds of the training (resumed runs add up their parts) and the device."""
         state = self.state
         epochs = [record["seconds"] for record in state.history]
-        return {"model": self.name, "seed": self.seed, "variant": self.variant,
-                "device": str(self.device), "num_parameters": self.model.num_parameters(),
-                "epochs": state.history, "steps": state.step, "train_seconds": state.seconds,
-                "seconds_per_epoch": sum(epochs) / len(epochs) if epochs else None,
-                "best_epoch": state.best_epoch, "best_val_nll": state.best_val}
+        return {"model": self.name, "seed": self.seed, "device": str(self.device),
+                "train_seconds": state.seconds, "epoch_seconds": epochs,
+                "seconds_per_epoch": sum(epochs) / len(epochs) if epochs else None}
 
 
 def train(name: str, arch: dict[str, Any], config: TrainConfig, *, train_split: Split,
-          val_split: Split, out_dir: Path, **kwargs: Any) -> dict[str, Any]:
-    """Train and write ``model.pt`` and ``history.json`` into ``out_dir``; return the history."""
+          val_split: Split, out_dir: Path, timings: Path | None = None,
+          **kwargs: Any) -> dict[str, Any]:
+    """Train and write ``model.pt`` and ``history.json`` into ``out_dir`` (and the wall-clock
+    times to ``timings``); return the history with the timings."""
     trainer = Trainer(name, arch, config, train_split=train_split, val_split=val_split,
                       out_dir=out_dir, **kwargs)
     payload = trainer.fit()
-    history = trainer.history()
+    history, spent = trainer.history(), trainer.timings()
     checkpoint.save(Path(out_dir) / "model.pt", payload)
     atomic_write_bytes(Path(out_dir) / "history.json", json.dumps(history, indent=2).encode())
+    if timings is not None:
+        atomic_write_bytes(Path(timings), json.dumps(spent, indent=2).encode())
     trainer.resume_path.unlink(missing_ok=True)
-    return history
+    return {**history, **spent}
+
+
+def run_phase(run_dir: Path, settings: dict[str, Any], *, data_dir: Path,
+              timings: Path | None = None, device: str = "auto") -> None:
+    """Run the phase ``settings['phase']`` of the trained model in ``run_dir``: the model's own
+    method does the work, into ``run_dir/<phase>/``; a phase that trains uses this trainer."""
+    device = pick_device(device)
+    model, _ = checkpoint.load_model(Path(run_dir) / "model.pt", device)
+    phases = {phase.name: phase for phase in getattr(model, "phases", ())}
+    if settings["phase"] not in phases:
+        raise ValueError(f"{settings['model']} has no phase {settings['phase']!r} "
+                         f"(its phases: {', '.join(phases) or 'none'})")
+    phase = phases[settings["phase"]]
+    fit = functools.partial(train, seed=settings["seed"], device=str(device),
+                            eval_batch_size=settings.get("batch_size", 1000))
+    context = PhaseContext(run_dir=Path(run_dir), out_dir=Path(run_dir) / phase.name,
+                           data_dir=Path(data_dir), settings=settings, seed=settings["seed"],
+                           device=device, fit=fit, timings=timings)
+    getattr(model, phase.run)(context)

@@ -1,6 +1,7 @@
-# Shared helpers: config validation, the model list, and the package sources each rule imports.
+# Shared helpers: config validation, each job's settings file, the model list and the paths of a
+# run. Nothing here knows a model by name: what a model needs (its phases, the judge) comes from
+# its class in genzoo.models.
 
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -13,20 +14,28 @@ shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}; ")
 
 from genzoo.config import ParamsError, validate_params
 from genzoo.data import RAW_FILES, SPLITS
-from genzoo.models import model_class
-from genzoo.sources import module_sources
+from genzoo.models import JUDGE, model_class
+from genzoo.settings import seeds_of, trained, write_settings
 
 try:
     config.update(validate_params(config, source="params.yaml"))
 except ParamsError as error:
     raise WorkflowError(str(error)) from None
 
+# Every job reads its settings from settings/...json, rewritten only when its content (the params
+# it uses, the sources it imports) changes: the rules take that file as input, so an edit reruns
+# exactly the jobs it affects, and a failed job reruns next time (genzoo/settings.py).
+write_settings(config, Path("settings"))
+
 MODELS = list(config["models"])  # the zoo, as params.yaml lists it
-TRAINED = MODELS + ["classifier"]  # everything trained: the zoo and the judge of samples
+TRAINED = trained(config)  # everything trained: the zoo and the judge of samples
 ENV = "../envs/genzoo.yaml"  # for --use-conda; relative to the rule files
 
-# One run per (model, seed): data/models/<model>/seed<s>/, reports/metrics/<model>/seed<s>.json,
-# reports/figures/<model>/seed<s>/; reports/metrics/<model>.json summarizes a model's runs.
+# One run per (model, seed): its files under these folders; reports/metrics/<model>.json
+# summarizes a model's runs.
+RUN = "data/models/{model}/seed{seed}"
+SETTINGS = "settings/{model}/seed{seed}"
+TIMINGS = "reports/timings/{model}/seed{seed}"  # wall-clock times: not cached by DVC
 
 
 wildcard_constraints:
@@ -34,97 +43,71 @@ wildcard_constraints:
     seed=r"\d+",
 
 
-def seeds_of(model):
-    """A model's training seeds; the classifier, the one judge of every model, has one run."""
-    return [config["seed"]] if model == "classifier" else config["models"][model]["seeds"]
-
-
 def runs_of(pattern, models):
     """`pattern` (with {model} and {seed}) filled in for every run of `models`."""
-    return [pattern.format(model=model, seed=seed) for model in models for seed in seeds_of(model)]
+    return [pattern.format(model=model, seed=seed) for model in models for seed in seeds_of(config, model)]
 
 
-CLASSIFIER = runs_of("data/models/{model}/seed{seed}/model.pt", ["classifier"])[0]
+JUDGE_MODEL = runs_of(f"{RUN}/model.pt", [JUDGE])[0]
 
 
-def is_conditional(model):
-    return model_class(model).conditional
+def phases_of(model):
+    """The extra phases a model declares after training (the VQ-VAE's codes and prior)."""
+    return getattr(model_class(model), "phases", ())
 
 
-def sources(*modules, extra=()):
-    """Package files the command imports (Snakemake ignores edits to imported modules)."""
-    base = Path(workflow.basedir)
-    paths = [p.relative_to(base) for p in module_sources(*modules)]
-    return [str(p) for p in paths] + list(extra)
+def phase_outputs(phase):
+    return [f"{RUN}/{phase.name}/{name}" for name in phase.outputs]
 
 
-LATENT = ("vae", "vqvae")  # scored and sampled by genzoo.latent
-VQVAE_RUN = "data/models/vqvae/seed{seed}"  # the autoencoder, and under it codes/ and prior/
-PRIOR_MODEL = f"{VQVAE_RUN}/prior/model.pt"
-PRIOR_HISTORY = f"{VQVAE_RUN}/prior/history.json"
+def phase_timings(phase):
+    return [f"{TIMINGS}/{phase.name}.json"] if phase.trains else []
 
 
-def prior_module():
-    return f"models.{config['models']['vqvae']['prior']['kind']}"
+def phase_files(wildcards):
+    """Input function: every file the run's phases write (the complete model loads them)."""
+    return [path.format(**wildcards) for phase in phases_of(wildcards.model)
+            for path in phase_outputs(phase)]
 
 
-def model_sources(stage):
-    """Input function: the sources of `stage` plus the wildcard model's own module (and, for
-    scoring and sampling the latent-variable models, genzoo.latent and the VQ-VAE's prior)."""
+def timings_files(wildcards):
+    """Input function: the run's timings, the training's first, then its phases' that train."""
+    paths = [f"{TIMINGS}/train.json"]
+    paths += [path for phase in phases_of(wildcards.model) for path in phase_timings(phase)]
+    return [path.format(**wildcards) for path in paths]
+
+
+def judge_input(wildcards):
+    """Models whose score uses the judge (label agreement) get it; the others do not wait."""
+    cls = model_class(wildcards.model)
+    return [JUDGE_MODEL] if getattr(cls, "needs_judge", lambda: False)() else []
+
+
+def previous_phase_files(name):
+    """Input function of phase `name`: the files of the model's phase before it (none for the
+    first, which reads the trained model.pt)."""
 
     def inputs(wildcards):
-        modules = [stage, f"models.{wildcards.model}"]
-        if stage != "train" and wildcards.model in LATENT:
-            modules.append("latent")
-            if wildcards.model == "vqvae":
-                modules.append(prior_module())
-        return sources(*modules)
+        phases = [phase.name for phase in phases_of(wildcards.model)]
+        index = phases.index(name)
+        if index == 0:
+            return []
+        previous = phases_of(wildcards.model)[index - 1]
+        return [path.format(**wildcards) for path in phase_outputs(previous)]
 
     return inputs
 
 
-def prior_section(wildcards):
-    """Only the prior's params: editing them refits the prior, not the autoencoder."""
-    return json.dumps(config["models"]["vqvae"]["prior"], sort_keys=True)
-
-
-def prior_input(wildcards):
-    """The VQ-VAE is scored and sampled through its run's fitted prior; other models need none."""
-    return [PRIOR_MODEL.format(seed=wildcards.seed)] if wildcards.model == "vqvae" else []
-
-
-def prior_history_input(wildcards):
-    return [PRIOR_HISTORY.format(seed=wildcards.seed)] if wildcards.model == "vqvae" else []
-
-
-def latent_args(wildcards, input):
-    """Extra evaluate arguments: the IWAE settings for the VAE, the prior for the VQ-VAE."""
-    if wildcards.model == "vae":
-        settings = config["evaluate"]
-        return f"--iwae-k {settings['iwae_k']} --iwae-batch-size {settings['iwae_batch_size']}"
-    if wildcards.model == "vqvae":
-        return f"--prior {input.prior} --prior-history {input.prior_history}"
-    return ""
-
-
-def section_of(model):
-    return config["classifier"] if model == "classifier" else config["models"][model]
-
-
-def train_section(wildcards):
-    """The params that change a trained model: architecture and training settings (not the
-    list of seeds: adding a seed adds runs and leaves the others alone)."""
-    section = section_of(wildcards.model)
-    return json.dumps({"arch": section["arch"], "train": section["train"]}, sort_keys=True)
-
-
-def sample_section(wildcards):
-    return json.dumps(config["models"][wildcards.model]["sample"], sort_keys=True)
-
-
-def classifier_input(wildcards):
-    """Conditional models are scored by the classifier; the others do not wait for it."""
-    return [CLASSIFIER] if is_conditional(wildcards.model) else []
+def declared_phases():
+    """Each phase name declared by a model of params.yaml, with the phase and its models."""
+    found = {}
+    for model in MODELS:
+        for phase in phases_of(model):
+            known, models = found.setdefault(phase.name, (phase, []))
+            if (known.outputs, known.trains) != (phase.outputs, phase.trains):
+                raise WorkflowError(f"phase {phase.name!r} is declared with other outputs by {models[0]} and {model}")
+            models.append(model)
+    return found
 
 
 def mirror_args():

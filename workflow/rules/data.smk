@@ -22,12 +22,9 @@ rule download:
 rule binarize:
     input:
         raw=rules.download.output,
-        code=sources("data"),
+        settings="settings/data.json",
     output:
         expand("data/processed/{split}.npz", split=SPLITS),
-    params:
-        val_size=config["data"]["val_size"],
-        seed=config["seed"],
     conda:
         ENV
     log:
@@ -36,5 +33,5 @@ rule binarize:
         mem_mb=4000,
         runtime=10,
     shell:
-        "python -m genzoo binarize --raw-dir data/raw --out-dir data/processed "
-        "--val-size {params.val_size} --seed {params.seed} > {log} 2>&1"
+        "python -m genzoo binarize --settings {input.settings} --raw-dir data/raw "
+        "--out-dir data/processed > {log} 2>&1"

@@ -1,25 +1,22 @@
-# evaluate_<model>: one job per run (model, seed). Test NLL on the fixed test bits (and label
-# agreement for conditional models); for the VAE, the IWAE bound and the ELBO; for the VQ-VAE,
-# reconstruction, codebook usage and its prior's NLL (genzoo.latent); for the classifier, its test
-# accuracy. summarize_<model> then gathers a model's runs: mean and std over the seeds.
+# evaluate_<model>: one job per run (model, seed). The model scores itself (exact NLL, a bound,
+# label agreement with the judge, or the judge's own accuracy) with the evaluate knobs its
+# settings file holds; summarize_<model> then gathers a model's runs: mean and std over the seeds.
 
 
 rule evaluate:
     input:
-        model="data/models/{model}/seed{seed}/model.pt",
-        history="data/models/{model}/seed{seed}/history.json",
+        model=f"{RUN}/model.pt",
+        history=f"{RUN}/history.json",
+        phases=phase_files,
+        timings=timings_files,
+        judge=judge_input,
         test="data/processed/test.npz",
-        classifier=classifier_input,
-        prior=prior_input,
-        prior_history=prior_history_input,
-        code=model_sources("evaluate"),
+        settings=f"{SETTINGS}/evaluate.json",
     output:
         "reports/metrics/{model}/seed{seed}.json",
     params:
-        batch_size=config["evaluate"]["batch_size"],
-        agreement_samples=config["evaluate"]["agreement_samples"],
-        classifier=lambda wildcards, input: f"--classifier {input.classifier}" if input.classifier else "",
-        latent=latent_args,
+        run_dir=lambda wildcards, input: Path(input.model).parent,
+        judge=lambda wildcards, input: f"--judge {input.judge}" if input.judge else "",
     conda:
         ENV
     log:
@@ -30,10 +27,9 @@ rule evaluate:
         mem_mb=8000,
         runtime=60,
     shell:
-        "python -m genzoo --threads {threads} evaluate --model {wildcards.model} "
-        "--checkpoint {input.model} --test {input.test} --history {input.history} "
-        "{params.classifier} --agreement-samples {params.agreement_samples} --seed {wildcards.seed} "
-        "--batch-size {params.batch_size} {params.latent} --out {output} > {log} 2>&1"
+        "python -m genzoo --threads {threads} evaluate --settings {input.settings} "
+        "--run-dir {params.run_dir} --test {input.test} {params.judge} "
+        "--timings {input.timings} --out {output} > {log} 2>&1"
 
 
 localrules:
@@ -43,7 +39,7 @@ localrules:
 rule summarize:
     input:
         runs=lambda wildcards: runs_of("reports/metrics/{model}/seed{seed}.json", [wildcards.model]),
-        code=sources("summary"),
+        settings="settings/{model}/summarize.json",
     output:
         "reports/metrics/{model}.json",
     conda:

@@ -8,17 +8,15 @@ localrules:
 rule report:
     input:
         metrics=expand("reports/metrics/{model}.json", model=TRAINED),
-        history=runs_of("data/models/{model}/seed{seed}/history.json", TRAINED),
+        history=runs_of(f"{RUN}/history.json", TRAINED),
         figures=runs_of("reports/figures/{model}/seed{seed}", MODELS),
-        code=sources("report", extra=["src/genzoo/templates/report.html.j2"]),
+        settings="settings/report.json",
     output:
         "reports/all.html",
-    params:
-        title=config["report"]["title"],
     conda:
         ENV
     log:
         "logs/report.log",
     shell:
         "python -m genzoo report --metrics {input.metrics} --history {input.history} "
-        "--figures {input.figures} --title {params.title:q} --out {output} > {log} 2>&1"
+        "--figures {input.figures} --settings {input.settings} --out {output} > {log} 2>&1"

@@ -1,21 +1,19 @@
-# sample_<model>: one job per run (model, seed). The sample grid (one row per digit for
-# conditional models) and, for autoregressive models, completions of the top half of test images;
-# for the VAE a latent interpolation strip, for the VQ-VAE samples through its prior and
-# reconstructions.
+# sample_<model>: one job per run (model, seed): the model's figures (the sample grid, one row per
+# digit for conditional models, and what the model adds: completions, a latent interpolation,
+# reconstructions) and the sample arrays.
 
 
 rule sample:
     input:
-        model="data/models/{model}/seed{seed}/model.pt",
+        model=f"{RUN}/model.pt",
+        phases=phase_files,
         test="data/processed/test.npz",
-        prior=prior_input,
-        code=model_sources("sample"),
+        settings=f"{SETTINGS}/sample.json",
     output:
         npz="data/samples/{model}/seed{seed}/samples.npz",
         figures=directory("reports/figures/{model}/seed{seed}"),
     params:
-        section=sample_section,
-        prior=lambda wildcards, input: f"--prior {input.prior}" if input.prior else "",
+        run_dir=lambda wildcards, input: Path(input.model).parent,
     conda:
         ENV
     log:
@@ -26,6 +24,6 @@ rule sample:
         mem_mb=4000,
         runtime=60,
     shell:
-        "python -m genzoo --threads {threads} sample --checkpoint {input.model} "
-        "--params {params.section:q} --test {input.test} --seed {wildcards.seed} {params.prior} "
+        "python -m genzoo --threads {threads} sample --settings {input.settings} "
+        "--run-dir {params.run_dir} --test {input.test} "
         "--out-npz {output.npz} --out-dir {output.figures} > {log} 2>&1"

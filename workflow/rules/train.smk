@@ -1,18 +1,19 @@
 # train_<model>: one trainer for every model, one job per seed; best checkpoint by validation NLL.
+# Then the model's own phases, if it declares any (the VQ-VAE: codes, then the prior fitted on
+# them): one rule per phase name, each job reading its settings file, so editing the section a
+# phase reads reruns that phase and what follows, never the training.
 
 
 rule train:
     input:
         train="data/processed/train.npz",
         val="data/processed/val.npz",
-        code=model_sources("train"),
+        settings=f"{SETTINGS}/train.json",
     output:
-        model="data/models/{model}/seed{seed}/model.pt",
-        history="data/models/{model}/seed{seed}/history.json",
+        model=f"{RUN}/model.pt",
+        history=f"{RUN}/history.json",
+        timings=f"{TIMINGS}/train.json",
     params:
-        section=train_section,
-        variant=config["data"]["variant"],
-        eval_batch_size=config["evaluate"]["batch_size"],
         out_dir=lambda wildcards, output: Path(output.model).parent,
     conda:
         ENV
@@ -24,6 +25,38 @@ rule train:
         mem_mb=8000,
         runtime=240,
     shell:
-        "python -m genzoo --threads {threads} train --model {wildcards.model} --params {params.section:q} "
-        "--data-dir data/processed --out-dir {params.out_dir} --seed {wildcards.seed} "
-        "--variant {params.variant} --eval-batch-size {params.eval_batch_size} > {log} 2>&1"
+        "python -m genzoo --threads {threads} train --settings {input.settings} "
+        "--data-dir data/processed --out-dir {params.out_dir} --timings {output.timings} > {log} 2>&1"
+
+
+for _name, (_phase, _models) in declared_phases().items():
+
+    rule:
+        name:
+            _name
+        input:
+            model=f"{RUN}/model.pt",
+            previous=previous_phase_files(_name),
+            data=expand("data/processed/{split}.npz", split=SPLITS),
+            settings=f"{SETTINGS}/{_name}.json",
+        output:
+            files=phase_outputs(_phase),
+            timings=phase_timings(_phase),
+        wildcard_constraints:
+            model="|".join(_models),
+        params:
+            run_dir=lambda wildcards, input: Path(input.model).parent,
+            timings=lambda wildcards, output: f"--timings {output.timings}" if output.timings else "",
+        conda:
+            ENV
+        log:
+            f"logs/{_name}/{{model}}/seed{{seed}}.log",
+        threads: 4
+        resources:
+            gpu=1,
+            mem_mb=8000,
+            runtime=240,
+        shell:
+            "python -m genzoo --threads {threads} phase --settings {input.settings} "
+            "--run-dir {params.run_dir} --data-dir data/processed {params.timings} "
+            "> {log} 2>&1"

@@ -1,9 +1,23 @@
-"""The base classes every model of the zoo builds on.
+"""The model protocol: what every network of the zoo implements, and what the stages may call.
 
-``GenerativeModel`` fixes what the trainer, the evaluator and the sampler may call: ``loss`` for
-training, ``log_prob`` for scoring (exact, or a bound, as ``nll_kind`` says) and ``sample``.
-``AutoregressiveModel`` adds the one sampling loop shared by all autoregressive models: it turns
-per-pixel logits into exact log-likelihoods and draws pixels one at a time in the model's order.
+``Trainable`` is what the one trainer needs: a typed ``Config``, ``loss`` to minimize and
+``validation_nll`` to pick the best epoch with, and ``score`` for the evaluate stage.
+
+``GenerativeModel`` adds what makes it a model of images:
+
+* ``nll_kind``: what ``score`` reports as the test NLL: ``"exact"``, an upper ``"bound"``, or
+  ``"none"`` (a model that only samples);
+* ``log_prob`` (exact, or a lower bound), ``sample``, and ``figures`` (the PNGs the report shows:
+  the sample grid by default);
+* ``score(test, settings)``: the test metrics, by default the exact NLL of ``log_prob``;
+  ``score_settings`` names the ``evaluate`` knobs it reads, so a run is re-scored only when one
+  of those changes;
+* ``phases``: extra steps after training (the VQ-VAE's code grids and the prior fitted on them),
+  each run by the workflow as its own cached job, and ``load_phases`` to put their results back
+  into the model, so that the model stages load is complete (a VQ-VAE that samples and scores).
+
+``AutoregressiveModel`` adds the sampling loop shared by the autoregressive models and image
+completions.
 
 Images are float tensors of shape (B, C, H, W) holding integer levels: {0, 1} for binarized MNIST,
 0..255 for grayscale. Every ``log_prob`` returns nats per image, shape (B,).
@@ -12,25 +26,74 @@ Images are float tensors of shape (B, C, H, W) holding integer levels: {0, 1} fo
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data import Split
+from .figures import Figures, completion_rows, grid_png, sample_grid
+from .scoring import label_agreement, nll_summary, per_image_nll
 
-class GenerativeModel(nn.Module):
-    """A generative model of images, built from a typed config.
+NLL_KINDS = ("exact", "bound", "none")
 
-    Subclasses set ``Config`` (a dataclass of architecture knobs, defaults = params.yaml schema
-    defaults), ``paper`` (the citation shown in the report) and implement ``log_prob`` and
-    ``sample``. Models whose training objective is not the NLL override ``loss``.
+
+@dataclass(frozen=True)
+class Phase:
+    """A step of a model's run after training, run by the workflow as its own cached job.
+
+    Its files go to ``<run>/<name>/``; it reads the files of the phases before it (the first one
+    reads the trained ``<run>/model.pt``) and, if ``section`` is set, the model's params section of
+    that name (``models.<model>.<section>``), so editing that section reruns this phase and what
+    follows it, never the training before it.
+    """
+
+    name: str  # the job's name and its folder under the run
+    outputs: tuple[str, ...]  # files it writes into its folder
+    run: str  # the model's method that does it: method(context: PhaseContext) -> None
+    section: str | None = None  # the params section it reads, if any
+    evaluate_keys: tuple[str, ...] = ()  # evaluate knobs it reads (e.g. batch_size)
+    trains: bool = False  # it trains a network (and writes that training's timings)
+
+
+@dataclass
+class PhaseContext:
+    """What a phase may use; the stage fills it in, so model files never import the stages."""
+
+    run_dir: Path  # data/models/<model>/seed<s>
+    out_dir: Path  # run_dir / phase name
+    data_dir: Path  # data/processed
+    settings: dict[str, Any]  # the phase's resolved settings (section, evaluate knobs, seed)
+    seed: int
+    device: torch.device
+    fit: Callable[..., dict[str, Any]]  # train.train with the stage's device and logging
+    timings: Path | None = None  # where a phase that trains writes its wall-clock seconds
+
+
+@dataclass
+class ScoreSettings:
+    """The ``evaluate`` knobs a model's ``score`` reads (the ones in its ``score_settings``)."""
+
+    batch_size: int = 1000
+    agreement_samples: int = 1000
+    iwae_k: int = 5000
+    iwae_batch_size: int = 100
+
+
+class Trainable(nn.Module):
+    """A network the trainer can fit: built from a typed config, with a loss and a validation NLL.
+
+    Subclasses set ``Config`` (a dataclass of architecture knobs, documented with
+    ``config.knob``; the params schema is built from it) and ``paper`` (the citation shown in the
+    report).
     """
 
     Config: ClassVar[type]
     paper: ClassVar[str] = ""
-    nll_kind: ClassVar[str] = "exact"  # "exact" | "bound" | "none"
-    conditional: ClassVar[bool] = False
+    score_settings: ClassVar[tuple[str, ...]] = ("batch_size",)
 
     def __init__(self, config: Any, *, image_shape: tuple[int, int, int] = (1, 28, 28),
                  levels: int = 2, num_classes: int = 10) -> None:
@@ -55,18 +118,17 @@ class GenerativeModel(nn.Module):
         return {"config": dataclasses.asdict(self.config), "image_shape": list(self.image_shape),
                 "levels": self.levels, "num_classes": self.num_classes}
 
-    def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """log p(x) in nats per image, shape (B,) (a lower bound where ``nll_kind == 'bound'``)."""
+    def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """The scalar the optimizer minimizes: the mean validation NLL by default."""
+        return self.validation_nll(x, y).mean()
+
+    def validation_nll(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Per-example NLL in nats, (B,), that picks the best epoch (lower is better)."""
         raise NotImplementedError
 
-    def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """The scalar the optimizer minimizes: the mean NLL in nats per image by default."""
-        return -self.log_prob(x, y).mean()
-
-    @torch.no_grad()
-    def sample(self, n: int, *, y: Tensor | None = None,
-               generator: torch.Generator | None = None) -> Tensor:
-        """Draw ``n`` images, shape (n, C, H, W), as float levels."""
+    def score(self, test: Split, settings: ScoreSettings, *, variant: str,
+              generator: torch.Generator, judge: Trainable | None = None) -> dict[str, Any]:
+        """Test metrics of the trained network (a flat dict of JSON values)."""
         raise NotImplementedError
 
     @property
@@ -78,33 +140,79 @@ class GenerativeModel(nn.Module):
         return next(self.parameters()).dtype
 
 
-def pixel_log_prob(logits: Tensor, x: Tensor, levels: int) -> Tensor:
-    """Per-image log-likelihood of ``x`` under per-pixel logits.
+class GenerativeModel(Trainable):
+    """A generative model of images. Subclasses implement ``log_prob`` and ``sample``; models
+    whose training objective is not the NLL override ``loss``, models scored otherwise than by
+    ``log_prob`` override ``score``."""
 
-    Args:
-        logits: (B, C, H, W) Bernoulli logits when ``levels == 2``, else (B, levels, C, H, W).
-        x: (B, C, H, W) integer levels as floats.
-    Returns:
-        (B,) nats.
-    """
-    if levels == 2:
-        nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-    else:
-        nll = F.cross_entropy(logits, x.long(), reduction="none")
-    return -nll.flatten(1).sum(1)
+    nll_kind: ClassVar[str] = "exact"  # "exact" | "bound" | "none"
+    conditional: ClassVar[bool] = False  # p(x | y) for a class label y
+    phases: ClassVar[tuple[Phase, ...]] = ()
 
+    @classmethod
+    def needs_judge(cls) -> bool:
+        """Whether ``score`` uses the pipeline's classifier (label agreement of conditional
+        models), so the workflow passes it and waits for it."""
+        return cls.conditional
 
-def draw_levels(logits: Tensor, levels: int, generator: torch.Generator | None) -> Tensor:
-    """Sample one level per row of ``logits``: (B,) for binary, (B, levels) for categorical.
+    @classmethod
+    def networks_used(cls, section: dict[str, Any]) -> list[str]:
+        """Other networks of the zoo this model builds from its params section at run time (by
+        registry name), so that editing their files reruns this model's jobs that use them."""
+        return []
 
-    Binary draws compare one uniform per row with sigmoid(logit), so two samplers fed the same
-    generator draw the same pixels whenever their probabilities agree.
-    """
-    if levels == 2:
-        uniform = torch.rand(logits.shape, generator=generator, device=logits.device)
-        return (uniform < torch.sigmoid(logits)).to(logits.dtype)
-    probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(logits.dtype)
+    @classmethod
+    def evaluate_keys(cls) -> tuple[str, ...]:
+        """The ``evaluate`` knobs ``score`` reads: only those reach the run's evaluate job."""
+        return cls.score_settings + (("agreement_samples",) if cls.needs_judge() else ())
+
+    def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """log p(x) in nats per image, shape (B,) (a lower bound where ``nll_kind == 'bound'``)."""
+        raise NotImplementedError
+
+    def validation_nll(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        return -self.log_prob(x, y)
+
+    def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """The mean NLL in nats per image (the bound's, for models scored by a bound)."""
+        return -self.log_prob(x, y).mean()
+
+    @torch.no_grad()
+    def sample(self, n: int, *, y: Tensor | None = None,
+               generator: torch.Generator | None = None) -> Tensor:
+        """Draw ``n`` images, shape (n, C, H, W), as float levels."""
+        raise NotImplementedError
+
+    def load_phases(self, run_dir: Path, load: Callable[[Path], Trainable]) -> None:
+        """Attach what the ``phases`` wrote under ``run_dir`` (``load`` reads a checkpoint)."""
+
+    # -- the evaluate and sample stages ----------------------------------------------------------
+
+    def test_nll(self, test: Split, settings: ScoreSettings, *, variant: str,
+                 generator: torch.Generator) -> tuple[Tensor, dict[str, Any]]:
+        """-log p(x) of every test image, (N,) nats, and any metrics computed on the way."""
+        return per_image_nll(self, test.images(variant), test.labels,
+                             batch_size=settings.batch_size, device=self.device), {}
+
+    def score(self, test: Split, settings: ScoreSettings, *, variant: str,
+              generator: torch.Generator, judge: Trainable | None = None) -> dict[str, Any]:
+        """The test NLL (``nll_kind``) in nats and bits/dim, and for a conditional model the
+        judge's label agreement on its samples."""
+        metrics: dict[str, Any] = {"nll_kind": self.nll_kind}
+        if self.nll_kind != "none":
+            nll, extra = self.test_nll(test, settings, variant=variant, generator=generator)
+            metrics.update(nll_summary(nll, self.num_pixels), **extra)
+        if self.needs_judge() and judge is not None:
+            metrics["label_agreement"] = label_agreement(
+                self, judge, samples=settings.agreement_samples, generator=generator)
+            metrics["agreement_samples"] = settings.agreement_samples
+        return metrics
+
+    def figures(self, test: Split | None, *, n: int, nrow: int, variant: str,
+                generator: torch.Generator, completions: int = 0,
+                completion_samples: int = 4) -> Figures:
+        """The sample grid (one row per digit for a conditional model)."""
+        return sample_grid(self, n=n, nrow=nrow, generator=generator)
 
 
 class AutoregressiveModel(GenerativeModel):
@@ -142,3 +250,44 @@ class AutoregressiveModel(GenerativeModel):
                 pixel_logits = logits.flatten(2)[:, :, index]  # (n, levels)
             x.view(n, -1)[:, index] = draw_levels(pixel_logits, self.levels, generator)
         return x
+
+    def figures(self, test: Split | None, *, n: int, nrow: int, variant: str,
+                generator: torch.Generator, completions: int = 0,
+                completion_samples: int = 4) -> Figures:
+        """The sample grid, and completions of the bottom half of ``completions`` test images."""
+        figures = sample_grid(self, n=n, nrow=nrow, generator=generator)
+        if completions and test is not None:
+            rows = completion_rows(self, test, variant=variant, images=completions,
+                                   per_image=completion_samples, generator=generator)
+            figures.pngs["completions.png"] = grid_png(rows, nrow=2 + completion_samples)
+        return figures
+
+
+
+def pixel_log_prob(logits: Tensor, x: Tensor, levels: int) -> Tensor:
+    """Per-image log-likelihood of ``x`` under per-pixel logits.
+
+    Args:
+        logits: (B, C, H, W) Bernoulli logits when ``levels == 2``, else (B, levels, C, H, W).
+        x: (B, C, H, W) integer levels as floats.
+    Returns:
+        (B,) nats.
+    """
+    if levels == 2:
+        nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    else:
+        nll = F.cross_entropy(logits, x.long(), reduction="none")
+    return -nll.flatten(1).sum(1)
+
+
+def draw_levels(logits: Tensor, levels: int, generator: torch.Generator | None) -> Tensor:
+    """Sample one level per row of ``logits``: (B,) for binary, (B, levels) for categorical.
+
+    Binary draws compare one uniform per row with sigmoid(logit), so two samplers fed the same
+    generator draw the same pixels whenever their probabilities agree.
+    """
+    if levels == 2:
+        uniform = torch.rand(logits.shape, generator=generator, device=logits.device)
+        return (uniform < torch.sigmoid(logits)).to(logits.dtype)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(logits.dtype)

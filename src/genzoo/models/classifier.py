@@ -1,8 +1,8 @@
 """A small CNN classifier of MNIST digits: the pipeline's judge of samples.
 
 It scores class-conditional models (how often it agrees with the requested label) and, later,
-gives the penultimate features for FID. It is trained by the same trainer as the generative
-models: its ``log_prob(x, y)`` is log p(y | x), so the trainer's "NLL" is the cross-entropy.
+gives the penultimate features for FID. It is no generative model (it has no samples): it is a
+``Trainable`` the same trainer fits, whose validation NLL is the cross-entropy -log p(y | x).
 
 Architecture in the spirit of LeCun et al. 1998 / the PyTorch MNIST example: two 3x3 conv layers,
 max-pooling, dropout-free, a 128-unit hidden layer (the feature layer) and 10 logits.
@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import GenerativeModel
+from ..data import Split
+from .base import ScoreSettings, Trainable
+from .scoring import per_image_nll
 
 
 @dataclass
@@ -25,12 +27,11 @@ class ClassifierConfig:
     features: int = 128  # size of the penultimate (feature) layer
 
 
-class Classifier(GenerativeModel):
+class Classifier(Trainable):
     """p(y | x) for MNIST digits; inputs are levels scaled to [0, 1]."""
 
     Config = ClassifierConfig
     paper = "LeCun et al. 1998 (convolutional digit classifier)"
-    nll_kind = "none"
 
     def __init__(self, config: ClassifierConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
@@ -51,11 +52,11 @@ class Classifier(GenerativeModel):
     def forward(self, x: Tensor) -> Tensor:
         return self.out(self.features(x))  # (B, num_classes) logits
 
-    def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """log p(y | x) in nats, (B,): what the trainer maximizes and validates on."""
+    def validation_nll(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """-log p(y | x) in nats, (B,): what the trainer minimizes and validates on."""
         if y is None:
             raise ValueError("the classifier needs labels")
-        return -F.cross_entropy(self(x), y.long(), reduction="none")
+        return F.cross_entropy(self(x), y.long(), reduction="none")
 
     @torch.no_grad()
     def predict(self, x: Tensor, batch_size: int = 1000) -> Tensor:
@@ -63,5 +64,13 @@ class Classifier(GenerativeModel):
         return torch.cat([self(x[i:i + batch_size].to(self.device)).argmax(1).cpu()
                           for i in range(0, len(x), batch_size)])
 
-    def sample(self, n: int, **kwargs) -> Tensor:
-        raise TypeError("the classifier is not a generative model: it has no samples")
+    def score(self, test: Split, settings: ScoreSettings, *, variant: str,
+              generator: torch.Generator, judge: Trainable | None = None) -> dict:
+        """Test accuracy and the label NLL on the fixed test images."""
+        images = test.images(variant)
+        predicted = self.predict(images, batch_size=settings.batch_size)
+        nll = per_image_nll(self, images, test.labels, batch_size=settings.batch_size,
+                            device=self.device)
+        return {"test_images": len(images),
+                "test_accuracy": (predicted == test.labels).double().mean().item(),
+                "test_label_nll_nats": nll.mean().item()}

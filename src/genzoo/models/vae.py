@@ -24,10 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import GenerativeModel, draw_levels, pixel_log_prob
+from ..data import Split
+from .base import GenerativeModel, ScoreSettings, draw_levels, pixel_log_prob
+from .figures import Figures, grid_png, sample_grid
+from .scoring import bits_per_dim
 
 NETWORKS = ("mlp", "conv")
 LOG_2PI = math.log(2 * math.pi)
+INTERPOLATION_PAIRS = 8  # rows of the interpolation strip
+INTERPOLATION_STEPS = 10  # decoded points per row, both ends included
 
 
 @dataclass
@@ -53,6 +58,7 @@ class VAE(GenerativeModel):
     Config = VAEConfig
     paper = "Kingma & Welling 2014; IWAE bound of Burda et al. 2015"
     nll_kind = "bound"
+    score_settings = ("batch_size", "iwae_k", "iwae_batch_size")
 
     def __init__(self, config: VAEConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
@@ -166,6 +172,36 @@ class VAE(GenerativeModel):
         if means:
             return torch.sigmoid(logits)
         return draw_levels(logits, 2, generator)
+
+    # -- the evaluate and sample stages ----------------------------------------------------------
+
+    @torch.no_grad()
+    def test_nll(self, test: Split, settings: ScoreSettings, *, variant: str,
+                 generator: torch.Generator) -> tuple[Tensor, dict]:
+        """-L_k (IWAE, k = ``settings.iwae_k``) per test image, and the negative ELBO beside it."""
+        images = test.images(variant)
+        batch = settings.batch_size
+        elbo = torch.cat([-self.elbo(images[i:i + batch].to(self.device, self.dtype),
+                                     generator=generator).double().cpu()
+                          for i in range(0, len(images), batch)])
+        iwae = iwae_nll(self, images, settings.iwae_k, batch_size=settings.iwae_batch_size,
+                        generator=generator)
+        nats = elbo.mean().item()
+        return iwae, {"iwae_k": settings.iwae_k, "neg_elbo_nats": nats,
+                      "neg_elbo_bits_per_dim": bits_per_dim(nats, self.num_pixels)}
+
+    def figures(self, test: Split | None, *, n: int, nrow: int, variant: str,
+                generator: torch.Generator, **unused) -> Figures:
+        """The sample grid and ``interpolation.png``: rows [x_a, the decoded line from z(x_a) to
+        z(x_b) (Bernoulli means), x_b] for pairs of test images."""
+        figures = sample_grid(self, n=n, nrow=nrow, generator=generator)
+        if test is not None:
+            images = test.images(variant)[:2 * INTERPOLATION_PAIRS].to(self.device, self.dtype)
+            x_a, x_b = images[0::2], images[1::2]
+            line = self.interpolate(x_a, x_b, steps=INTERPOLATION_STEPS)  # (P, steps, C, H, W)
+            rows = torch.cat([x_a.unsqueeze(1), line, x_b.unsqueeze(1)], dim=1).flatten(0, 1)
+            figures.pngs["interpolation.png"] = grid_png(rows, nrow=INTERPOLATION_STEPS + 2)
+        return figures
 
     @torch.no_grad()
     def interpolate(self, x_a: Tensor, x_b: Tensor, steps: int = 10) -> Tensor:

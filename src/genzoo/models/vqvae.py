@@ -1,4 +1,4 @@
-"""VQ-VAE, phase 1: the discrete autoencoder (the prior over its codes is fitted separately).
+"""VQ-VAE: a discrete autoencoder, then an autoregressive prior over its codes.
 
 van den Oord, Vinyals & Kavukcuoglu, "Neural Discrete Representation Learning", NeurIPS 2017;
 EMA codebook updates from the paper's appendix A.1 (and Razavi, van den Oord & Vinyals 2019).
@@ -13,9 +13,19 @@ m_j <- g m_j + (1-g) sum_{i: k_i = j} z_e,i, and e_j = m_j / N_j with N Laplace-
 (``ema_update``). Codes unused for ``restart_after`` training steps are restarted at random
 encoder outputs of the batch.
 
-This model alone has no likelihood (``nll_kind = "none"``): ``log_prob`` is the reconstruction
-log-likelihood log p(x | z_q(x)), which ignores the prior over codes. Samples need the prior fitted
-by the fit-prior stage (a Gated PixelCNN over the K codes on the 7x7 grid): ``sample_with_prior``.
+The run has three cached jobs, declared in ``phases``: ``train`` fits the autoencoder (picking
+the epoch by reconstruction NLL), ``codes`` maps every split to its code grids with the trained
+encoder, ``prior`` fits a Gated PixelCNN (or the class-conditional one) with K levels on the
+(1, 7, 7) code grids. Editing ``models.vqvae.prior`` refits the prior only. The model the stages
+load has its prior attached (``load_phases``): it samples (codes from the prior, then the
+decoder's Bernoulli pixels) and scores an upper bound on the image NLL.
+
+Why the bound is valid: the model samples from p(x) = sum_z p_prior(z) p(x | z). Every term of the
+sum is non-negative, so p(x) >= p_prior(z(x)) p(x | z(x)) for the encoder's codes z(x), i.e.
+-log p(x) <= -log p_prior(z(x)) - log p(x | z(x)). It is the ELBO with a point-mass posterior
+q(z|x) = [z = z(x)], whose entropy is 0 because z is discrete (for a continuous latent the same
+step would not be a bound). It is loose by -log p(z(x) | x) under the model's true posterior, and
+with the class-conditional prior it bounds -log p(x | y), not -log p(x).
 
 NOTE: squared errors are summed over the code grid (D x 7 x 7) per image, like the reconstruction
 term (nats summed over 784 pixels), so beta keeps the paper's meaning; implementations that
@@ -27,14 +37,21 @@ work, e.g. Dhariwal et al. 2020's Jukebox).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .base import GenerativeModel, draw_levels, pixel_log_prob
+from ..config import TrainConfig, build
+from ..data import SPLITS, DataError, Split, fixed_binarization, load_split, save_npz
+from .base import GenerativeModel, Phase, PhaseContext, ScoreSettings, draw_levels, pixel_log_prob
+from .figures import NUM_DIGITS, Figures, class_labels, grid_png
+from .scoring import bits_per_dim, per_image_nll
 
 
 @dataclass
@@ -77,6 +94,13 @@ def ema_update(cluster_size: Tensor, embed_sum: Tensor, flat: Tensor, codes: Ten
     total = cluster_size.sum()
     smoothed = (cluster_size + epsilon) / (total + K * epsilon) * total  # (K,)
     return cluster_size, embed_sum, embed_sum / smoothed.unsqueeze(1)
+
+
+def code_usage_metrics(codes: Tensor, num_codes: int) -> dict[str, Any]:
+    """The codebook usage the VQ-VAE's metrics report, for code grids (N, h, w)."""
+    usage = code_usage(codes, num_codes)
+    return {"code_perplexity": usage["perplexity"], "codes_used": int(usage["used_codes"]),
+            "codes": num_codes, "code_grid": list(codes.shape[1:])}
 
 
 def code_usage(codes: Tensor, num_codes: int) -> dict[str, float]:
@@ -183,11 +207,22 @@ class _Residual(nn.Module):
 
 
 class VQVAE(GenerativeModel):
-    """Conv encoder (H, W) -> (H/4, W/4) grid of D-vectors, vector quantizer, conv decoder."""
+    """Conv encoder (H, W) -> (H/4, W/4) grid of D-vectors, vector quantizer, conv decoder, and
+    (once the ``prior`` phase has run) the prior over the code grids."""
 
     Config = VQVAEConfig
     paper = "van den Oord et al. 2017"
-    nll_kind = "none"
+    nll_kind = "bound"
+    phases = (
+        Phase("codes", outputs=tuple(f"{split}.npz" for split in SPLITS), run="write_codes",
+              evaluate_keys=("batch_size",)),
+        Phase("prior", outputs=("model.pt", "history.json"), run="fit_prior", section="prior",
+              evaluate_keys=("batch_size",), trains=True),
+    )
+
+    @classmethod
+    def networks_used(cls, section: dict[str, Any]) -> list[str]:
+        return [section["prior"]["kind"]]
 
     def __init__(self, config: VQVAEConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
@@ -209,12 +244,16 @@ class VQVAE(GenerativeModel):
             *[_Residual(c) for _ in range(config.res_blocks)], nn.ReLU(),
             nn.ConvTranspose2d(c, c, 4, 2, 1), nn.ReLU(),  # (B, c, H/2, W/2)
             nn.ConvTranspose2d(c, C, 4, 2, 1))  # (B, C, H, W) logits
+        self.prior: GenerativeModel | None = None  # attached by load_phases / attach_prior
+        self.prior_facts: dict[str, Any] = {}
 
     @property
     def code_shape(self) -> tuple[int, int, int]:
         """Shape of one image's codes as the prior sees them: (1, H/4, W/4), levels = K."""
         _, H, W = self.image_shape
         return (1, H // 4, W // 4)
+
+    # -- the autoencoder -------------------------------------------------------------------------
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Quantized]:
         """Reconstruction logits (B, C, H, W) and the quantizer's outputs."""
@@ -228,14 +267,11 @@ class VQVAE(GenerativeModel):
         total = reconstruction + self.config.beta * quantized.commitment + quantized.codebook
         return total.mean()
 
-    def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """log p(x | z_q(x)) in nats, (B,): the reconstruction log-likelihood.
-
-        Not a likelihood of the data (no prior over the codes); the trainer only uses it to pick
-        the best epoch. The VQ-VAE's NLL needs the fitted prior.
-        """
+    def validation_nll(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """-log p(x | z_q(x)) in nats, (B,): the reconstruction NLL that picks the autoencoder's
+        best epoch (the prior does not exist yet while the autoencoder trains)."""
         logits, _ = self(x)
-        return pixel_log_prob(logits, x, 2)
+        return -pixel_log_prob(logits, x, 2)
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
@@ -244,6 +280,12 @@ class VQVAE(GenerativeModel):
         B, D, h, w = z_e.shape
         codes = self.quantizer.nearest(z_e.permute(0, 2, 3, 1).reshape(-1, D))
         return codes.view(B, h, w)
+
+    @torch.no_grad()
+    def encode_all(self, images: Tensor, *, batch_size: int = 1000) -> Tensor:
+        """Code grids (N, h, w) int64 of images (N, C, H, W) in {0, 1}, in batches."""
+        return torch.cat([self.encode(images[i:i + batch_size].to(self.device, self.dtype)).cpu()
+                          for i in range(0, len(images), batch_size)])
 
     def decode(self, codes: Tensor) -> Tensor:
         """Bernoulli logits (B, C, H, W) of codes (B, h, w), or (B, 1, h, w) floats from a prior."""
@@ -260,24 +302,159 @@ class VQVAE(GenerativeModel):
         """Perplexity of the codes used for a batch of images (see ``code_usage``)."""
         return code_usage(self.encode(x), self.config.codes)["perplexity"]
 
+    # -- phase "codes": every split's code grids ---------------------------------------------------
+
+    def write_codes(self, context: PhaseContext) -> None:
+        """``codes/{train,val,test}.npz``: each split's code grids (``gray``, (N, 7, 7)), labels
+        and K (``levels``), stored like data/processed. The training images are binarized once
+        with the run's seed (the autoencoder trained on dynamic bits); val and test use the
+        stored bits."""
+        dtype = np.uint8 if self.config.codes <= 256 else np.int16
+        for name in SPLITS:
+            split = load_split(context.data_dir / f"{name}.npz")
+            if split.binary is not None:
+                bits = split.binary
+            else:  # training bits are dynamic; the prior is fitted on one fixed draw
+                bits = torch.from_numpy(fixed_binarization(split.gray.numpy(), context.seed,
+                                                           TRAIN_CODES_STREAM))
+            codes = self.encode_all(bits.float(), batch_size=context.settings["batch_size"])
+            save_npz(context.out_dir / f"{name}.npz", gray=codes.numpy().astype(dtype),
+                     labels=split.labels.numpy(), levels=np.array(self.config.codes))
+
+    # -- phase "prior": the autoregressive prior over the code grids -------------------------------
+
+    def fit_prior(self, context: PhaseContext) -> None:
+        """Train the prior (``models.vqvae.prior``: kind, arch, train) on the code grids; writes
+        ``prior/model.pt`` and ``prior/history.json``."""
+        section = context.settings["prior"]
+        kind = section["kind"]
+        if kind not in PRIOR_KINDS:
+            raise ValueError(f"models.vqvae.prior.kind must be one of {PRIOR_KINDS}, got {kind!r}")
+        codes_dir = context.run_dir / "codes"
+        config = build(TrainConfig, section["train"], where="models.vqvae.prior.train")
+        context.fit(kind, section["arch"], config, train_split=load_split(codes_dir / "train.npz"),
+                    val_split=load_split(codes_dir / "val.npz"), out_dir=context.out_dir,
+                    variant="codes", levels=code_levels(codes_dir / "train.npz"),
+                    timings=context.timings, where="models.vqvae.prior.arch")
+
+    def load_phases(self, run_dir: Path, load: Callable[[Path], tuple[GenerativeModel, dict]]) -> None:
+        """Attach the prior fitted by the ``prior`` phase."""
+        prior, payload = load(Path(run_dir) / "prior" / "model.pt")
+        self.attach_prior(prior, model=payload["model"], epoch=payload["epoch"],
+                          step=payload["step"])
+
+    def attach_prior(self, prior: GenerativeModel, **facts: Any) -> None:
+        if prior.levels != self.config.codes or tuple(prior.image_shape) != self.code_shape:
+            raise ValueError(f"a prior over {prior.levels} codes on {tuple(prior.image_shape)} "
+                             f"does not fit this VQ-VAE's {self.config.codes} codes on "
+                             f"{self.code_shape}: was it fitted on this VQ-VAE's codes?")
+        self.prior = prior.to(self.device).eval()
+        self.prior_facts = facts
+        self.conditional = prior.conditional  # the model's samples are labelled if the prior's are
+
+    def _prior(self) -> GenerativeModel:
+        if self.prior is None:
+            raise ValueError("this VQ-VAE has no prior yet: its 'prior' phase fits one "
+                             "(the fit_prior job), and the stages attach it with load_phases")
+        return self.prior
+
+    # -- the complete model: prior, then decoder ---------------------------------------------------
+
+    def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """log p_prior(z(x)) + log p(x | z(x)) in nats, (B,): a lower bound on log p(x) (or on
+        log p(x | y) with a conditional prior; see the module docstring)."""
+        codes = self.encode(x)  # (B, h, w)
+        reconstruction = pixel_log_prob(self.decode(codes), x, 2)  # (B,)
+        return self._prior().log_prob(codes.unsqueeze(1).to(self.dtype), y) + reconstruction
+
+    @torch.no_grad()
+    def draw(self, n: int, *, y: Tensor | None = None,
+             generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Codes (n, 1, h, w) from the prior and their decoded images (n, C, H, W) in {0, 1};
+        ``generator`` drives both draws."""
+        codes = self._prior().sample(n, y=y, generator=generator)  # (n, 1, h, w) float levels
+        return codes, draw_levels(self.decode(codes), 2, generator)
+
+    @torch.no_grad()
     def sample(self, n: int, *, y: Tensor | None = None,
                generator: torch.Generator | None = None) -> Tensor:
-        raise NotImplementedError(
-            "the VQ-VAE autoencoder has no prior of its own: sample with "
-            "genzoo.models.vqvae.sample_with_prior(vqvae, prior, n), where prior is the Gated "
-            "PixelCNN over its codes written by the fit-prior stage")
+        """Images (n, C, H, W) in {0, 1}: codes from the prior, then the decoder's pixels."""
+        return self.draw(n, y=y, generator=generator)[1]
+
+    # -- the evaluate and sample stages ----------------------------------------------------------
+
+    @torch.no_grad()
+    def test_nll(self, test: Split, settings: ScoreSettings, *, variant: str,
+                 generator: torch.Generator) -> tuple[Tensor, dict[str, Any]]:
+        """The bound -log p_prior(z(x)) - log p(x | z(x)) per test image, with its two terms,
+        the reconstruction error and the codebook usage beside it."""
+        prior = self._prior()
+        images = test.images(variant)
+        batch = settings.batch_size
+        codes = self.encode_all(images, batch_size=batch)  # (N, h, w)
+        recon, errors = [], []
+        for i in range(0, len(images), batch):
+            x = images[i:i + batch].to(self.device, self.dtype)
+            logits = self.decode(codes[i:i + batch].to(self.device))
+            recon.append(-pixel_log_prob(logits, x, 2).double().cpu())
+            errors.append(((logits > 0).to(x.dtype) != x).flatten(1).double().mean(1).cpu())
+        recon = torch.cat(recon)
+        prior_nll = per_image_nll(prior, codes.unsqueeze(1).to(prior.dtype), test.labels,
+                                  batch_size=batch, device=self.device)  # (N,) per code grid
+        code_dims = math.prod(self.code_shape)
+        return recon + prior_nll, {
+            "nll_conditional": prior.conditional,
+            "reconstruction_nll_nats": recon.mean().item(),
+            "reconstruction_bits_per_dim": bits_per_dim(recon.mean().item(), self.num_pixels),
+            "reconstruction_pixel_error": torch.cat(errors).mean().item(),
+            **code_usage_metrics(codes, self.config.codes),
+            "prior_model": self.prior_facts.get("model", type(prior).__name__),
+            "prior_paper": type(prior).paper,
+            "prior_nll_nats": prior_nll.mean().item(),
+            "prior_bits_per_code": bits_per_dim(prior_nll.mean().item(), code_dims),
+            "prior_num_parameters": prior.num_parameters(),
+            "prior_best_epoch": self.prior_facts.get("epoch"),
+            "prior_steps": self.prior_facts.get("step"),
+        }
+
+    def num_parameters(self) -> int:
+        """The autoencoder's parameters (the prior's are reported as ``prior_num_parameters``)."""
+        prior = self.prior
+        return super().num_parameters() - (prior.num_parameters() if prior is not None else 0)
+
+    def figures(self, test: Split | None, *, n: int, nrow: int, variant: str,
+                generator: torch.Generator, **unused) -> Figures:
+        """Samples through the prior (a 10 x 10 grid, row d = digit d, with a conditional prior)
+        and ``reconstructions.png``: rows of test images, each followed by their decoded codes."""
+        figures = Figures()
+        labels = None
+        if self.conditional:
+            labels, nrow = class_labels(NUM_DIGITS, self.device), NUM_DIGITS
+            n = len(labels)
+            figures.arrays["labels"] = labels.cpu().numpy()
+        codes, images = self.draw(n, y=labels, generator=generator)
+        figures.arrays["codes"] = codes.squeeze(1).cpu().numpy().astype(np.int16)
+        figures.pngs["samples.png"] = grid_png(images, nrow=nrow)
+        if test is not None:
+            x = test.images(variant)[:RECONSTRUCTIONS].to(self.device, self.dtype)
+            recon = torch.sigmoid(self.decode(self.encode(x)))
+            rows = torch.cat([torch.cat([x[i:i + 8], recon[i:i + 8]]) for i in range(0, len(x), 8)])
+            figures.pngs["reconstructions.png"] = grid_png(rows, nrow=8)
+        figures.arrays["samples"] = images.cpu().numpy().astype(np.uint8)
+        return figures
 
 
-@torch.no_grad()
-def sample_with_prior(vqvae: VQVAE, prior: GenerativeModel, n: int, *, y: Tensor | None = None,
-                      generator: torch.Generator | None = None, means: bool = False) -> Tensor:
-    """Draw codes (n, 1, h, w) from the fitted prior, decode them: (n, C, H, W) images in {0, 1},
-    or Bernoulli means in [0, 1] with ``means``. ``generator`` drives both draws."""
-    codes = prior.sample(n, y=y, generator=generator)  # (n, 1, h, w) float levels
-    if tuple(codes.shape[1:]) != vqvae.code_shape:
-        raise ValueError(f"the prior draws {tuple(codes.shape[1:])}, the VQ-VAE decodes "
-                         f"{vqvae.code_shape}: was it fitted on this VQ-VAE's codes?")
-    logits = vqvae.decode(codes.to(vqvae.device))  # (n, C, H, W)
-    if means:
-        return torch.sigmoid(logits)
-    return draw_levels(logits, 2, generator)
+PRIOR_KINDS = ("gated_pixelcnn", "cond_gated_pixelcnn")
+TRAIN_CODES_STREAM = 3  # data.binarize() uses streams 0-2 for train/val/test
+RECONSTRUCTIONS = 16  # test images shown with their reconstructions
+
+
+def code_levels(path: Path) -> int:
+    """K, the number of codes, stored beside the code grids by ``write_codes``."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"missing {path}: run the VQ-VAE's codes phase first")
+    with np.load(path) as arrays:
+        if "levels" not in arrays:
+            raise DataError(f"{path}: not a code file (no 'levels'); rerun the codes phase")
+        return int(arrays["levels"])

@@ -1,0 +1,76 @@
+"""The pictures a model's ``figures`` hook draws: sample grids and image completions, as PNGs."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+from ..data import Split
+
+NUM_DIGITS = 10
+
+
+@dataclass
+class Figures:
+    """What the sample stage writes: arrays (one .npz) and PNGs by file name."""
+
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    pngs: dict[str, bytes] = field(default_factory=dict)
+
+
+def grid_png(images: torch.Tensor, *, nrow: int = 8, scale: int = 2) -> bytes:
+    """A PNG of images (N, C, H, W) with values in [0, 1], ``nrow`` per row."""
+    grid = make_grid(images.float().cpu(), nrow=nrow, padding=2, pad_value=0.5)
+    pixels = (grid[0].clamp(0, 1) * 255).round().to(torch.uint8).numpy()  # (H', W')
+    picture = Image.fromarray(pixels, mode="L")
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def class_labels(per_class: int, device) -> torch.Tensor:
+    """Labels 0,0,..,1,1,..,9: one row of ``per_class`` images per digit."""
+    return torch.arange(NUM_DIGITS, device=device).repeat_interleave(per_class)
+
+
+def sample_grid(model, *, n: int, nrow: int, generator: torch.Generator) -> Figures:
+    """``samples.png`` and the samples as levels (uint8); a conditional model draws a 10 x 10
+    grid whose row d shows the digit d (its labels go into the arrays too)."""
+    figures = Figures()
+    if model.conditional:
+        labels = class_labels(NUM_DIGITS, model.device)
+        images = model.sample(len(labels), y=labels, generator=generator)
+        figures.arrays["labels"] = labels.cpu().numpy()
+        nrow = NUM_DIGITS
+    else:
+        images = model.sample(n, generator=generator)
+    figures.arrays["samples"] = images.cpu().numpy().astype(np.uint8)
+    figures.pngs["samples.png"] = grid_png(images / (model.levels - 1), nrow=nrow)
+    return figures
+
+
+def completion_rows(model, test: Split, *, variant: str, images: int, per_image: int,
+                    generator: torch.Generator) -> torch.Tensor:
+    """Rows of [original, top half shown, per_image completions], (images * (2 + k), C, H, W)
+    scaled to [0, 1]. ``model.sample`` must accept ``given`` and ``given_mask``."""
+    originals = test.images(variant)[:images].to(model.device)  # (I, C, H, W) levels
+    labels = test.labels[:images].to(model.device)
+    height = originals.shape[2]
+    given_mask = torch.zeros(model.image_shape, dtype=torch.bool)
+    given_mask[:, : height // 2] = True  # the top half is given
+    given = originals.repeat_interleave(per_image, 0)
+    y = labels.repeat_interleave(per_image) if model.conditional else None
+    completed = model.sample(len(given), y=y, generator=generator, given=given,
+                             given_mask=given_mask)  # (I * k, C, H, W)
+    scale = model.levels - 1
+    shown = originals.clone() / scale
+    shown[:, :, height // 2:] = 0.5  # the hidden half, in grey
+    rows = [torch.cat([originals[i:i + 1] / scale, shown[i:i + 1],
+                       completed[i * per_image:(i + 1) * per_image] / scale]) for i in range(images)]
+    return torch.cat(rows)

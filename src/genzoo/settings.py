@@ -1,0 +1,127 @@
+"""Each job's resolved settings, as one small JSON file per job that changes only with them.
+
+Snakemake writes these files whenever it reads the workflow (and ``python -m genzoo settings``
+does, as DVC's first stage); every rule takes its job's file as an input and every command reads
+its settings from it. A file is rewritten only when its content changes, so Snakemake (by
+modification time) and DVC (by hash) see the same, precise dependencies:
+
+* a job's file holds exactly the params it uses (a model's ``arch`` and ``train`` for its
+  training, only the ``evaluate`` knobs its ``score`` reads, its ``sample`` section, ...), so an
+  edit reruns the jobs that read the edited value and nothing else;
+* and the digests of the package files its command imports (``sources``), so editing a model's
+  file reruns that model's jobs, and editing ``train.py`` retrains everything;
+* after a failed, diverged or interrupted job the file is still newer than the old outputs, so
+  rerunning the same command redoes the job instead of reporting the old results.
+
+Layout (``settings/``)::
+
+    data.json                                  binarize: the data seed and the split
+    <model>/seed<s>/train.json                 a run's training (the classifier's too)
+    <model>/seed<s>/<phase>.json               a model's extra phases (the VQ-VAE's codes, prior)
+    <model>/seed<s>/evaluate.json, sample.json its scoring and its figures
+    <model>/summarize.json, report.json        the summaries and the report
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .data import atomic_write_bytes
+from .models import JUDGE, GenerativeModel, model_class
+from .sources import PACKAGE_DIR, module_sources
+
+SETTINGS_DIR = Path("settings")
+TEMPLATE = PACKAGE_DIR / "templates" / "report.html.j2"
+
+
+def digests(*modules: str, files: tuple[Path, ...] = ()) -> dict[str, str]:
+    """SHA-256 (first 16 hex digits) of each package file the modules import, by its path in the
+    package (``genzoo/models/vae.py``)."""
+    paths = [*module_sources(*modules), *files]
+    return {str(path.relative_to(PACKAGE_DIR.parent)): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            for path in sorted(paths)}
+
+
+def seeds_of(params: dict[str, Any], name: str) -> list[int]:
+    """A model's training seeds; the judge (the classifier of samples) has one run, the data's."""
+    return [params["seed"]] if name == JUDGE else list(params["models"][name]["seeds"])
+
+
+def section_of(params: dict[str, Any], name: str) -> dict[str, Any]:
+    return params[JUDGE] if name == JUDGE else params["models"][name]
+
+
+def trained(params: dict[str, Any]) -> list[str]:
+    """Every network the pipeline trains: the zoo as params.yaml lists it, and the judge."""
+    return [*params["models"], JUDGE]
+
+
+def used_modules(name: str, section: dict[str, Any]) -> list[str]:
+    """The model's own module and those of the networks it builds from its params at run time
+    (the VQ-VAE's prior)."""
+    cls = model_class(name)
+    uses = cls.networks_used(section) if issubclass(cls, GenerativeModel) else []
+    return [f"models.{name}", *(f"models.{other}" for other in uses)]
+
+
+def run_settings(params: dict[str, Any], name: str, seed: int) -> dict[str, dict[str, Any]]:
+    """The settings of each job of one run, by job: train, the model's phases, evaluate, sample."""
+    cls = model_class(name)
+    section = section_of(params, name)
+    evaluate = params["evaluate"]
+    common = {"model": name, "seed": seed, "variant": params["data"]["variant"]}
+    used = used_modules(name, section)
+    own = used[0]
+    jobs = {"train": {**common, "arch": section["arch"], "train": section["train"],
+                      "eval_batch_size": evaluate["batch_size"],
+                      "sources": digests("train", own)}}
+    for phase in getattr(cls, "phases", ()):
+        jobs[phase.name] = {**common, "phase": phase.name,
+                            **({phase.section: section[phase.section]} if phase.section else {}),
+                            **{key: evaluate[key] for key in phase.evaluate_keys},
+                            "sources": digests("train", *(used if phase.section else [own]))}
+    keys = cls.evaluate_keys() if issubclass(cls, GenerativeModel) else cls.score_settings
+    jobs["evaluate"] = {**common, **{key: evaluate[key] for key in keys},
+                        "sources": digests("evaluate", *used)}
+    if name != JUDGE:
+        jobs["sample"] = {**common, "sample": section["sample"], "sources": digests("sample", *used)}
+    return jobs
+
+
+def all_settings(params: dict[str, Any]) -> dict[Path, dict[str, Any]]:
+    """Every job's settings file (relative to the settings folder) and its content."""
+    files = {Path("data.json"): {"seed": params["seed"], "val_size": params["data"]["val_size"],
+                                 "sources": digests("data")}}
+    for name in trained(params):
+        for seed in seeds_of(params, name):
+            for job, settings in run_settings(params, name, seed).items():
+                files[Path(name) / f"seed{seed}" / f"{job}.json"] = settings
+        files[Path(name) / "summarize.json"] = {"model": name, "seeds": seeds_of(params, name),
+                                                "sources": digests("summary")}
+    files[Path("report.json")] = {**params["report"], "models": trained(params),
+                                  "sources": digests("report", files=(TEMPLATE,))}
+    return files
+
+
+def write_settings(params: dict[str, Any], root: Path = SETTINGS_DIR) -> list[Path]:
+    """Write every job's settings file under ``root`` whose content changed; return those."""
+    changed = []
+    for relative, settings in all_settings(params).items():
+        path = Path(root) / relative
+        content = (json.dumps(settings, indent=1, sort_keys=True) + "\n").encode()
+        if not path.exists() or path.read_bytes() != content:
+            atomic_write_bytes(path, content)
+            changed.append(path)
+    return changed
+
+
+def read_settings(path: Path) -> dict[str, Any]:
+    """A job's settings file, as written by ``write_settings``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"missing settings file {path}: run snakemake (or "
+                                f"`python -m genzoo settings`) to write it")
+    return json.loads(path.read_text())
