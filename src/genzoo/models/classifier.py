@@ -16,13 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import knob
 from .base import GenerativeModel
 
 
 @dataclass
 class ClassifierConfig:
-    channels: int = 32  # channels of the first conv layer (the second has twice as many)
-    features: int = 128  # size of the penultimate (feature) layer
+    channels: int = knob(32, "Channels of the first conv layer (the second has twice as many).", minimum=1)
+    features: int = knob(128, "Size of the penultimate (feature) layer.", minimum=1)
 
 
 class Classifier(GenerativeModel):
