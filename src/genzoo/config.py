@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +19,8 @@ from typing import Any, TypeVar
 import jsonschema
 import yaml
 
-# A symbolic link to workflow/schemas/params.schema.yaml (one copy; packaged with the wheel).
+# A symbolic link to workflow/schemas/params.schema.yaml (one copy; packaged with the wheel). It
+# holds everything but the models' knobs, which load_schema() adds from their typed configs.
 SCHEMA_PATH = Path(__file__).with_name("params.schema.yaml")
 
 T = TypeVar("T")
@@ -44,9 +48,106 @@ class SampleConfig:
     completion_samples: int = 4
 
 
-def load_schema() -> dict[str, Any]:
+_KNOB = "genzoo.knob"  # the dataclass field metadata key knob() writes and config_schema() reads
+_JSON_TYPES = {int: "integer", float: "number", bool: "boolean", str: "string"}
+
+
+def knob(default: Any, doc: str, **constraints: Any) -> Any:
+    """A documented config field: its default, description and JSON-Schema constraints.
+
+    ``constraints`` are JSON-Schema keywords (``minimum=1``, ``exclusiveMinimum=0``,
+    ``multipleOf=2``, ``minItems=1``, ...), plus ``choices=(...)``, which becomes an ``enum``, and
+    ``items={...}``, which constrains a list's items (``items={"minimum": 1}``).
+    """
+    metadata = {_KNOB: {"description": doc, **constraints}}
+    if isinstance(default, (list, dict)):  # mutable: each config gets its own copy
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _type_schema(annotation: Any, *, where: str) -> dict[str, Any]:
+    """The JSON-Schema type of an annotation: int, float, bool, str, list[...], or X | None."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (types.UnionType, typing.Union) and len(args) == 2 and type(None) in args:
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        schema = _type_schema(inner, where=where)
+        return {**schema, "type": [schema["type"], "null"]}
+    if origin is list:
+        return {"type": "array", "items": _type_schema(args[0], where=where)}
+    if annotation in _JSON_TYPES:
+        return {"type": _JSON_TYPES[annotation]}
+    raise TypeError(f"{where}: no JSON-Schema type for the annotation {annotation!r}")
+
+
+def config_schema(cls: type, description: str) -> dict[str, Any]:
+    """The JSON Schema of a config dataclass whose fields are all ``knob(...)`` s.
+
+    Raises:
+        TypeError: a field is not a knob (every knob must be documented) or has an unknown type.
+    """
+    hints = typing.get_type_hints(cls)  # resolves string annotations and inherited fields
+    properties = {}
+    for field in dataclasses.fields(cls):
+        where = f"{cls.__name__}.{field.name}"
+        if _KNOB not in field.metadata:
+            raise TypeError(f"{where} is not a knob(default, doc, ...): every knob needs a description")
+        keywords = dict(field.metadata[_KNOB])
+        choices = keywords.pop("choices", None)
+        schema = _type_schema(hints[field.name], where=where)
+        if choices is not None:  # an enum says the type itself (as the hand-written schema did)
+            schema = {"enum": list(choices) + ([None] if isinstance(schema["type"], list) else [])}
+        if "items" in keywords:
+            schema["items"] = {**schema["items"], **keywords.pop("items")}
+        default = field.default if field.default_factory is dataclasses.MISSING else field.default_factory()
+        properties[field.name] = {**schema, **keywords, "default": default}
+    return {"description": description, "type": "object", "additionalProperties": False,
+            "default": {}, "properties": properties}
+
+
+def _model_description(cls: type) -> str:
+    """The first line of the model class's docstring, and its paper."""
+    line = (cls.__doc__ or "").strip().split("\n")[0].rstrip(".")
+    if line and cls.paper:
+        return f"{line} — {cls.paper}."
+    return f"{line or cls.paper}."
+
+
+def _model_schema(cls: type) -> dict[str, Any]:
+    """A model's params.yaml section: arch (from its Config), train, seeds, sample, and extras."""
+    extra = getattr(cls, "section_schemas", None)
+    return {
+        "description": _model_description(cls),
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "arch": config_schema(cls.Config, f"{cls.__name__} architecture."),
+            "train": {"$ref": "#/$defs/train", "default": {}},
+            "seeds": {"$ref": "#/$defs/seeds",
+                      "description": "This model's runs (default: the top-level seeds)."},
+            **(extra() if extra else {}),  # before sample, where the hand-written schema had them
+            "sample": {"$ref": "#/$defs/sample", "default": {}},
+        },
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def _schema() -> dict[str, Any]:
+    """The full schema, built once; shared, so never mutate it (load_schema() returns a copy)."""
+    from .models import JUDGE, MODELS, NETWORKS  # lazily: the model files import knob from here
+
     with open(SCHEMA_PATH) as handle:
-        return yaml.safe_load(handle)
+        schema = yaml.safe_load(handle)
+    schema["properties"]["models"]["properties"] = {name: _model_schema(cls) for name, cls in MODELS.items()}
+    judge = schema["properties"][JUDGE]
+    arch = config_schema(NETWORKS[JUDGE].Config, "Classifier architecture.")
+    judge["properties"] = {"arch": arch, **judge["properties"]}
+    return schema
+
+
+def load_schema() -> dict[str, Any]:
+    """The full params.yaml JSON Schema: the YAML file's top level, and every registered model's
+    section generated from its typed config (a fresh copy: callers may edit it)."""
+    return copy.deepcopy(_schema())
 
 
 def _with_defaults(validator_class):
@@ -85,7 +186,7 @@ def validate_params(params: dict[str, Any] | None, *, source: str = "params.yaml
     filled = copy.deepcopy(params) if params is not None else {}
     if not isinstance(filled, dict):
         raise ParamsError(f"{source}: the top level must be a mapping")
-    validator = _Validator(load_schema())
+    validator = _Validator(_schema())  # the validator never edits its schema
     error = jsonschema.exceptions.best_match(validator.iter_errors(filled))
     if error is not None:
         raise ParamsError(f"{source}: {_key_path(error)}")

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import knob
 from ..data import Split
 from .base import ScoreSettings, Trainable
 from .scoring import per_image_nll
@@ -23,8 +24,8 @@ from .scoring import per_image_nll
 
 @dataclass
 class ClassifierConfig:
-    channels: int = 32  # channels of the first conv layer (the second has twice as many)
-    features: int = 128  # size of the penultimate (feature) layer
+    channels: int = knob(32, "Channels of the first conv layer (the second has twice as many).", minimum=1)
+    features: int = knob(128, "Size of the penultimate (feature) layer.", minimum=1)
 
 
 class Classifier(Trainable):

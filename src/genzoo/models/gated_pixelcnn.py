@@ -33,17 +33,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import knob
 from ..nn import GatedStackLayer, LevelInput, conv1x1_at, level_logits
 from .base import AutoregressiveModel, draw_levels
 
 
 @dataclass
 class GatedPixelCNNConfig:
-    channels: int = 32  # h, the gated units per stack and layer (the convolutions output 2h)
-    layers: int = 5  # gated layers
-    kernel_size: int = 3  # k: vertical kernel (k // 2 + 1) x k, horizontal 1 x (k // 2 + 1)
-    head_channels: int = 32  # the hidden 1x1 layer of the output head
-    embed_dim: int = 16  # level embedding size (used only when levels > 2)
+    channels: int = knob(32, "Gated units h per stack and layer (the convolutions output 2h).", minimum=1)
+    layers: int = knob(5, "Gated layers.", minimum=1)
+    kernel_size: int = knob(3, "k: vertical kernel (k // 2 + 1) x k, horizontal 1 x (k // 2 + 1); odd.",
+                            minimum=1)
+    head_channels: int = knob(32, "Hidden 1x1 layer of the output head.", minimum=1)
+    embed_dim: int = knob(16, "Size of the learned level embedding (grayscale / code priors only).",
+                          minimum=1)
 
 
 class GatedPixelCNN(AutoregressiveModel):

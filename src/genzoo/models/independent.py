@@ -16,12 +16,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..config import knob
 from .base import AutoregressiveModel, draw_levels
 
 
 @dataclass
 class IndependentConfig:
-    init_logit: float = 0.0  # initial logit of every pixel (0: probability one half)
+    init_logit: float = knob(0.0, "Initial logit of every pixel (0: probability one half).")
 
 
 class Independent(AutoregressiveModel):

@@ -14,11 +14,12 @@ regularize at equal epochs, and the paper gains 0.36 nats from 32 of them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from ..config import knob
 from ..nn import MaskedLinear
 from .base import AutoregressiveModel
 
@@ -27,9 +28,11 @@ ORDERINGS = ("natural", "random")
 
 @dataclass
 class MADEConfig:
-    hidden: list[int] = field(default_factory=lambda: [8000])  # hidden layer sizes
-    ordering: str = "natural"  # "natural" (raster) or "random" (a fixed permutation)
-    mask_seed: int = 0  # seeds the random ordering and the hidden degrees
+    hidden: list[int] = knob([8000], "Hidden layer sizes (one layer of 8000 in pytorch-generative).",
+                             minItems=1, items={"minimum": 1})
+    ordering: str = knob("natural", "Pixel ordering, natural (raster) or random (a fixed permutation).",
+                         choices=("natural", "random"))
+    mask_seed: int = knob(0, "Seed of the random ordering and of the hidden units' degrees.", minimum=0)
 
 
 def made_masks(num_inputs: int, hidden: list[int], ordering: str, seed: int

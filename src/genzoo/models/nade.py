@@ -18,12 +18,13 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..config import knob
 from .base import AutoregressiveModel, draw_levels
 
 
 @dataclass
 class NADEConfig:
-    hidden: int = 500  # H, size of the shared hidden layer
+    hidden: int = knob(500, "Size of the shared hidden layer (500 in pytorch-generative).", minimum=1)
 
 
 class NADE(AutoregressiveModel):

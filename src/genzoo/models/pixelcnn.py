@@ -30,18 +30,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import knob
 from ..nn import LevelInput, MaskedConv2d, conv1x1_at, conv_at, level_logits
 from .base import AutoregressiveModel, draw_levels
 
 
 @dataclass
 class PixelCNNConfig:
-    channels: int = 64  # 2h, the residual stream; the blocks' bottleneck has h = channels // 2
-    blocks: int = 5  # residual blocks after the first layer
-    kernel_size: int = 3  # the blocks' masked kernel ('B')
-    first_kernel_size: int = 7  # the first layer's masked kernel ('A')
-    head_channels: int = 64  # the hidden 1x1 layer of the output head
-    embed_dim: int = 16  # level embedding size (used only when levels > 2)
+    channels: int = knob(64, "Channels of the residual stream (2h); the blocks' bottleneck has h.",
+                         minimum=2, multipleOf=2)
+    blocks: int = knob(5, "Residual blocks after the first (mask A) layer.", minimum=0)
+    kernel_size: int = knob(3, "Kernel of the blocks' masked (mask B) convolutions; odd.", minimum=1)
+    first_kernel_size: int = knob(7, "Kernel of the first, mask A convolution; odd.", minimum=1)
+    head_channels: int = knob(64, "Hidden 1x1 layer of the output head.", minimum=1)
+    embed_dim: int = knob(16, "Size of the learned level embedding (grayscale / code priors only).",
+                          minimum=1)
 
 
 class ResidualBlock(nn.Module):

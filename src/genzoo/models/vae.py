@@ -18,12 +18,13 @@ the IWAE bound instead (Burda et al.'s k = 50 runs). Dynamically binarized train
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import knob
 from ..data import Split
 from .base import GenerativeModel, ScoreSettings, draw_levels, pixel_log_prob
 from .figures import Figures, grid_png, sample_grid
@@ -37,12 +38,14 @@ INTERPOLATION_STEPS = 10  # decoded points per row, both ends included
 
 @dataclass
 class VAEConfig:
-    network: str = "mlp"  # encoder/decoder: "mlp" (fully connected) or "conv" (stride-2 convs)
-    hidden: list[int] = field(default_factory=lambda: [400])  # mlp hidden layer sizes
-    channels: int = 32  # conv: channels at 14x14 (twice as many at 7x7)
-    latent: int = 20  # size of z
-    train_k: int = 1  # 1: negative ELBO; k > 1: negative IWAE bound with k samples
-    val_k: int = 1  # per-epoch validation bound: 1 = ELBO (analytic KL), k > 1 = IWAE with k
+    network: str = knob("mlp", "Encoder/decoder, mlp (fully connected) or conv (stride-2 convolutions).",
+                        choices=("mlp", "conv"))
+    hidden: list[int] = knob([400], "Hidden layer sizes of the mlp encoder (the decoder mirrors them).",
+                             minItems=1, items={"minimum": 1})
+    channels: int = knob(32, "conv network only, channels at 14x14 (twice as many at 7x7).", minimum=1)
+    latent: int = knob(20, "Size of the latent z.", minimum=1)
+    train_k: int = knob(1, "1 trains on the ELBO; k > 1 on the IWAE bound with k samples.", minimum=1)
+    val_k: int = knob(1, "Importance samples of the per-epoch validation bound (1 = ELBO).", minimum=1)
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:

@@ -47,24 +47,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import TrainConfig, build
+from ..config import TrainConfig, build, config_schema, knob
 from ..data import SPLITS, DataError, Split, fixed_binarization, load_split, save_npz
 from .base import GenerativeModel, Phase, PhaseContext, ScoreSettings, draw_levels, pixel_log_prob
 from .figures import NUM_DIGITS, Figures, class_labels, grid_png
+from .gated_pixelcnn import GatedPixelCNNConfig
 from .scoring import bits_per_dim, per_image_nll
 
 
 @dataclass
 class VQVAEConfig:
-    codes: int = 64  # K, codebook size
-    code_dim: int = 16  # D, size of each code vector
-    hidden: int = 32  # channels of the encoder/decoder convolutions
-    res_blocks: int = 1  # residual blocks after the encoder convs and before the decoder's
-    beta: float = 0.25  # commitment weight
-    ema: bool = True  # EMA codebook updates (else a learned codebook with the codebook loss)
-    decay: float = 0.99  # EMA decay gamma
-    epsilon: float = 1e-5  # Laplace smoothing of the EMA code counts
-    restart_after: int = 100  # training steps without use before a code restarts (0: never)
+    codes: int = knob(64, "K, the codebook size (the prior predicts one of K codes per cell).",
+                      minimum=2, maximum=32767)
+    code_dim: int = knob(16, "D, the size of each code vector.", minimum=1)
+    hidden: int = knob(32, "Channels of the encoder/decoder convolutions.", minimum=1)
+    res_blocks: int = knob(1, "Residual blocks after the encoder convs and before the decoder's.", minimum=0)
+    beta: float = knob(0.25, "Commitment loss weight.", minimum=0)
+    ema: bool = knob(True, "EMA codebook updates (else a learned codebook with the codebook loss).")
+    decay: float = knob(0.99, "EMA decay.", exclusiveMinimum=0, exclusiveMaximum=1)
+    epsilon: float = knob(1e-5, "Laplace smoothing of the EMA code counts.", exclusiveMinimum=0)
+    restart_after: int = knob(100, "Training steps without use before a code restarts (0 = never).",
+                              minimum=0)
 
 
 class Quantized(NamedTuple):
@@ -223,6 +226,24 @@ class VQVAE(GenerativeModel):
     @classmethod
     def networks_used(cls, section: dict[str, Any]) -> list[str]:
         return [section["prior"]["kind"]]
+
+    @classmethod
+    def section_schemas(cls) -> dict[str, dict]:
+        """params.yaml's models.vqvae.prior: the prior fitted over the codes (phase 2)."""
+        kind = ("gated_pixelcnn, or cond_gated_pixelcnn (class-conditional: the samples become a grid "
+                "with one row per digit, and the NLL bound is conditional on the label).")
+        return {"prior": {
+            "description": "The autoregressive prior over the (1, 7, 7) code grid, K levels.",
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "properties": {
+                "kind": {"description": kind, "enum": list(PRIOR_KINDS),
+                         "default": "gated_pixelcnn"},
+                "arch": config_schema(GatedPixelCNNConfig, "Gated PixelCNN architecture."),
+                "train": {"$ref": "#/$defs/train", "default": {}},
+            },
+        }}
 
     def __init__(self, config: VQVAEConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
