@@ -5,7 +5,8 @@
 #   snakemake --cores all nade                      # one model: all its runs, summary, samples
 #
 # This file is the table of contents; helpers live in workflow/rules/common.smk, and every rule
-# calls the one CLI, `python -m genzoo <command>`, with explicit inputs, outputs and params.
+# calls the one CLI, `python -m genzoo <command>`, with explicit input and output paths and its
+# job's settings file (settings/..., written when this file is read; see src/genzoo/settings.py).
 
 configfile: "params.yaml"
 
@@ -24,8 +25,8 @@ rule all:
         "reports/all.html",
 
 
-# One target per trained model, named after it: every seed's run trained, scored and sampled, and
-# the summary over the seeds (the DVC stage model@<name> asks for exactly this).
+# One target per trained model, named after it: every seed's run trained (and its phases run),
+# scored and sampled, and the summary over the seeds (the DVC stage model@<name> asks for this).
 for _model in TRAINED:
 
     rule:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import gzip
 import http.server
+import json
 import shutil
 import socket
 import subprocess
@@ -17,7 +18,10 @@ import pytest
 import torch
 
 from genzoo import data
+from genzoo.cli import main
+from genzoo.config import validate_params
 from genzoo.data import DataError, RAW_FILES, download
+from genzoo.settings import write_settings
 
 
 @pytest.fixture(autouse=True)
@@ -155,12 +159,18 @@ def test_binarize_split_sizes_and_fixed_bits(processed, tmp_path, mirror):
         assert set(torch.unique(bits).tolist()) == {0, 1}
         # Bernoulli(gray/255): a pixel at 0 is never on, a pixel at 255 always is.
         assert not bits[splits[name].gray == 0].any() and bits[splits[name].gray == 255].all()
-    # Rebuilding gives the same bytes: every model is scored on the same bits.
+    # Rebuilding gives the same bytes: every model is scored on the same bits. Rebuilt as the
+    # binarize job does, from its settings file (data.json: the seed and the split).
     download(tmp_path / "raw", [str(mirror)], progress=False)
-    again = data.binarize(tmp_path / "raw", tmp_path / "processed", val_size=10_000, seed=0)
+    write_settings(validate_params({"seed": 0, "data": {"val_size": 10_000}}), tmp_path / "settings")
+    assert json.loads((tmp_path / "settings/data.json").read_text())["val_size"] == 10_000
+    assert main(["binarize", "--settings", str(tmp_path / "settings/data.json"), "--raw-dir",
+                 str(tmp_path / "raw"), "--out-dir", str(tmp_path / "processed")]) == 0
     for name in ("val", "test"):
-        with np.load(again[name]) as fresh, np.load(processed / f"{name}.npz") as first:
+        with np.load(tmp_path / "processed" / f"{name}.npz") as fresh, \
+                np.load(processed / f"{name}.npz") as first:
             assert np.array_equal(fresh["binary"], first["binary"])
+            assert np.array_equal(fresh["gray"], first["gray"])
 
 
 def test_epoch_batches_are_reproducible_and_resumable(processed):

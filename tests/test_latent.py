@@ -1,4 +1,5 @@
-"""Latent-variable models: the VAE's ELBO/IWAE bounds and the VQ-VAE's quantizer.
+"""Latent-variable models: the VAE's ELBO/IWAE bounds, the VQ-VAE's quantizer, and the VQ-VAE as
+one generative model once its prior is attached (sampling, its bound, its score and figures).
 
 Small networks on 28x28 inputs, float64 where a comparison needs it; the statistical checks
 average many reparameterized draws and use tolerances from their standard errors.
@@ -11,9 +12,13 @@ import math
 import pytest
 import torch
 
+from genzoo.data import Split
+from genzoo.models import ScoreSettings
+from genzoo.models.base import pixel_log_prob
+from genzoo.models.cond_gated_pixelcnn import CondGatedPixelCNN, CondGatedPixelCNNConfig
+from genzoo.models.independent import Independent, IndependentConfig
 from genzoo.models.vae import VAE, VAEConfig, iwae_nll
-from genzoo.models.vqvae import (VQVAE, VectorQuantizer, VQVAEConfig, code_usage, ema_update,
-                                 sample_with_prior)
+from genzoo.models.vqvae import VQVAE, VectorQuantizer, VQVAEConfig, code_usage, ema_update
 
 
 def binary_batch(n: int, seed: int = 0) -> torch.Tensor:
@@ -218,6 +223,11 @@ def test_vqvae_shapes_loss_and_encode_decode():
     assert logits.shape == (3, 1, 28, 28)
     torch.testing.assert_close(model.decode(codes.unsqueeze(1).float()), logits)
     torch.testing.assert_close(logits, model(x)[0])  # encode -> decode = the forward pass
+    assert model.validation_nll(x).shape == (3,)  # what picks the autoencoder's best epoch
+    torch.testing.assert_close(model.validation_nll(x), -pixel_log_prob(logits, x, 2))
+    with pytest.raises(ValueError, match="no prior"):  # log p(x) needs the prior over codes
+        model.log_prob(x)
+    model.attach_prior(random_prior())
     assert model.log_prob(x).shape == (3,)
     loss = model.train().loss(x)
     loss.backward()
@@ -234,19 +244,120 @@ def test_code_usage_perplexity():
     assert 1.0 <= model.perplexity(binary_batch(2)) <= 8.0
 
 
-class _StubPrior:
-    """Stands in for the fitted Gated PixelCNN prior: uniform codes on the 7x7 grid."""
+# -- the VQ-VAE as one model: prior attached -------------------------------------------------------
 
-    def sample(self, n, *, y=None, generator=None):
-        return torch.randint(0, 8, (n, 1, 7, 7), generator=generator).float()
+def random_prior(codes: int = 8, seed: int = 1) -> Independent:
+    """A prior over the (1, 7, 7) code grid that is far from uniform: independent codes with
+    random logits (exact log-probabilities, so the bound can be checked term by term)."""
+    prior = Independent(IndependentConfig(), image_shape=(1, 7, 7), levels=codes)
+    with torch.no_grad():
+        prior.logits.copy_(torch.randn(prior.logits.shape, generator=torch.Generator().manual_seed(seed)) * 2)
+    return prior.eval()
+
+
+def binary_split(n: int, seed: int = 0) -> Split:
+    """A test split of n random 28x28 images with their fixed bits."""
+    generator = torch.Generator().manual_seed(seed)
+    gray = torch.randint(0, 256, (n, 1, 28, 28), generator=generator, dtype=torch.uint8)
+    return Split(gray=gray, labels=torch.arange(n) % 10, binary=(gray > 127).to(torch.uint8))
 
 
 def test_vqvae_samples_only_with_a_prior():
     model = small_vqvae().eval()
-    with pytest.raises(NotImplementedError, match="prior"):
+    with pytest.raises(ValueError, match="no prior"):
         model.sample(2)
-    images = sample_with_prior(model, _StubPrior(), 3, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="no prior"):
+        model.score(binary_split(4), ScoreSettings(), variant="binarized",
+                    generator=torch.Generator().manual_seed(0))
+    model.attach_prior(random_prior())
+    images = model.sample(3, generator=torch.Generator().manual_seed(0))
     assert images.shape == (3, 1, 28, 28) and set(images.unique().tolist()) <= {0.0, 1.0}
-    means = sample_with_prior(model, _StubPrior(), 2, means=True,
-                              generator=torch.Generator().manual_seed(0))
-    assert means.min() >= 0 and means.max() <= 1
+    again = model.sample(3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(images, again), "the generator alone drives both draws"
+    codes, decoded = model.draw(5, generator=torch.Generator().manual_seed(1))
+    assert codes.shape == (5, 1, 7, 7) and codes.min() >= 0 and codes.max() < 8
+    assert decoded.shape == (5, 1, 28, 28) and set(decoded.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_a_prior_of_other_codes_is_refused():
+    model = small_vqvae()
+    with pytest.raises(ValueError, match="does not fit"):
+        model.attach_prior(random_prior(codes=9))
+    other_grid = Independent(IndependentConfig(), image_shape=(1, 4, 4), levels=8)
+    with pytest.raises(ValueError, match="does not fit"):
+        model.attach_prior(other_grid)
+    assert model.prior is None
+
+
+def test_vqvae_log_prob_is_the_bound_below_the_reconstruction_likelihood():
+    """log p(x) >= log p_prior(z(x)) + log p(x | z(x)) = log_prob(x), and log p_prior <= 0."""
+    model = small_vqvae().eval()
+    parameters = model.num_parameters()
+    prior = random_prior()
+    model.attach_prior(prior)
+    assert model.num_parameters() == parameters, "the prior's parameters are reported apart"
+    x = binary_batch(6)
+    codes = model.encode(x)
+    reconstruction = pixel_log_prob(model.decode(codes), x, 2)  # log p(x | z(x)), (6,)
+    prior_log_prob = prior.log_prob(codes.unsqueeze(1).float())  # log p_prior(z(x)), (6,)
+    log_prob = model.log_prob(x)
+    assert log_prob.shape == (6,)
+    assert torch.all(prior_log_prob < 0)
+    assert torch.all(log_prob <= reconstruction)
+    torch.testing.assert_close(log_prob, reconstruction + prior_log_prob)
+    assert prior_log_prob.max() - prior_log_prob.min() > 1, "weak test: the prior is near uniform"
+
+
+def test_vqvae_score_is_the_bound_with_its_two_terms():
+    model = small_vqvae().eval()
+    model.attach_prior(random_prior(), model="independent", epoch=3, step=30)
+    test = binary_split(7)
+    settings = ScoreSettings(batch_size=3)  # batches that do not divide the split
+    metrics = model.score(test, settings, variant="binarized",
+                          generator=torch.Generator().manual_seed(0))
+    assert metrics["nll_kind"] == "bound" and metrics["test_images"] == 7
+    assert metrics["nll_conditional"] is False
+    assert metrics["test_nll_nats"] == pytest.approx(
+        metrics["reconstruction_nll_nats"] + metrics["prior_nll_nats"])
+    x = test.images("binarized")
+    per_image, _ = model.test_nll(test, settings, variant="binarized",
+                                  generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(per_image, -model.log_prob(x).double(), rtol=1e-5, atol=1e-4)
+    assert metrics["test_nll_nats"] == pytest.approx(per_image.mean().item())
+    assert metrics["test_bits_per_dim"] == pytest.approx(metrics["test_nll_nats"] / (784 * math.log(2)))
+    prior_nll = -model.prior.log_prob(model.encode(x).unsqueeze(1).float())
+    assert metrics["prior_nll_nats"] == pytest.approx(prior_nll.mean().item(), rel=1e-5)
+    assert metrics["prior_bits_per_code"] == pytest.approx(metrics["prior_nll_nats"] / (49 * math.log(2)))
+    assert (metrics["prior_model"], metrics["prior_best_epoch"], metrics["prior_steps"]) == (
+        "independent", 3, 30)
+    assert metrics["prior_num_parameters"] == 8 * 49
+    assert 1 <= metrics["code_perplexity"] <= 8 and metrics["codes"] == 8
+    assert metrics["code_grid"] == [7, 7]
+
+
+def test_vqvae_figures_sample_through_the_prior():
+    model = small_vqvae().eval()
+    model.attach_prior(random_prior())
+    figures = model.figures(binary_split(16), n=4, nrow=2, variant="binarized",
+                            generator=torch.Generator().manual_seed(0))
+    assert set(figures.pngs) == {"samples.png", "reconstructions.png"}
+    assert figures.arrays["samples"].shape == (4, 1, 28, 28)
+    assert figures.arrays["codes"].shape == (4, 7, 7) and figures.arrays["codes"].max() < 8
+    assert "labels" not in figures.arrays
+    assert set(model.figures(None, n=4, nrow=2, variant="binarized",
+                             generator=torch.Generator().manual_seed(0)).pngs) == {"samples.png"}
+
+
+def test_a_conditional_prior_makes_a_conditional_vqvae():
+    model = small_vqvae().eval()
+    torch.manual_seed(0)
+    prior = CondGatedPixelCNN(CondGatedPixelCNNConfig(channels=4, layers=2, head_channels=4),
+                              image_shape=(1, 7, 7), levels=8)
+    model.attach_prior(prior)
+    assert model.conditional
+    with pytest.raises(ValueError, match="labels"):
+        model.sample(2)
+    figures = model.figures(None, n=4, nrow=2, variant="binarized",
+                            generator=torch.Generator().manual_seed(0))
+    assert figures.arrays["samples"].shape == (100, 1, 28, 28)  # one row per digit
+    assert list(figures.arrays["labels"][::10]) == list(range(10))

@@ -7,8 +7,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +93,7 @@ def project(tmp_path_factory) -> Path:
     return project
 
 
-ZOO = ("nade", "made", "cond_gated_pixelcnn", "vae", "vqvae")  # the smoke config's models
+ZOO = ("independent", "nade", "made", "cond_gated_pixelcnn", "vae", "vqvae")  # the smoke config's
 SEEDS = {"nade": [0, 1]}  # the smoke config's runs: nade's own seeds, the others the top-level [0]
 FIGURES = {"vae": ("samples.png", "interpolation.png"),
            "vqvae": ("samples.png", "reconstructions.png")}  # the others: samples, completions
@@ -174,8 +176,8 @@ def test_adding_a_seed_runs_only_the_new_runs(project):
 
 def test_top_level_seeds_reach_every_model_without_its_own_but_not_the_classifier(project):
     with edited(project / "params.yaml", "seeds: [0]", "seeds: [0, 3]"):
-        expected = {("report", "", ""), ("encode_codes", "", "3"), ("fit_prior", "", "3")}
-        for model in ("made", "cond_gated_pixelcnn", "vae", "vqvae"):
+        expected = {("report", "", ""), ("codes", "vqvae", "3"), ("prior", "vqvae", "3")}
+        for model in ("independent", "made", "cond_gated_pixelcnn", "vae", "vqvae"):
             expected |= run_jobs(model, 3)
         assert planned_jobs(project) == expected
 
@@ -183,7 +185,7 @@ def test_top_level_seeds_reach_every_model_without_its_own_but_not_the_classifie
 def test_editing_only_the_prior_refits_it_and_keeps_the_autoencoder(project):
     with edited(project / "params.yaml", "arch: {channels: 4, layers: 2, head_channels: 4}\n      train",
                 "arch: {channels: 6, layers: 2, head_channels: 4}\n      train"):
-        assert planned_jobs(project) == {("fit_prior", "", "0"), ("report", "", "")} | \
+        assert planned_jobs(project) == {("prior", "vqvae", "0"), ("report", "", "")} | \
             run_jobs("vqvae", 0, rules=("evaluate", "sample"))
 
 
@@ -217,38 +219,157 @@ def test_snakemake_lint_is_clean(project):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_dvc_repro_reproduces_the_snakemake_outputs(project, tmp_path):
+def test_a_dry_run_of_an_edit_leaves_nothing_to_rerun_once_reverted(project):
+    with edited(project / "params.yaml", "hidden: [16]", "hidden: [24]"):
+        assert planned_jobs(project)  # the dry run sees the edit...
+    assert planned_jobs(project) == set()  # ...and leaves the settings files as they were
+
+
+def test_an_interrupted_retrain_is_redone_by_the_same_command(project):
+    """Stop a retrain with SIGTERM: rerunning the same command retrains and the report shows the
+    new model, never the old one (no stale results behind 'Nothing to be done')."""
+    params = project / "params.yaml"
+    old = load(project, "reports/metrics/made.json")["num_parameters"]
+    log = project / "logs/train/made/seed0.log"
+    with edited(params, "arch: {hidden: [16]}\n    train: {epochs: 1, max_steps: 5, batch_size: 50}",
+                "arch: {hidden: [256]}\n    train: {epochs: 1, max_steps: 1000, batch_size: 50}"):
+        process = subprocess.Popen(["snakemake", "--cores", "1", "reports/all.html"], cwd=project,
+                                   env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while not (log.exists() and "training made" in log.read_text()):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[0]
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGTERM)  # Ctrl-C, a preempted job, a killed session...
+        process.communicate(timeout=120)
+        assert process.returncode != 0
+        result = snakemake(project, "reports/all.html")  # the same command again
+        assert "Nothing to be done" not in result.stdout + result.stderr
+        new = load(project, "reports/metrics/made.json")
+        assert new["num_parameters"] != old and new["steps"] == 1000
+        assert str(new["num_parameters"]) in (project / "reports/all.html").read_text().replace(",", "")
+    snakemake(project, "reports/all.html")  # back to the smoke settings for the other tests
+    assert load(project, "reports/metrics/made.json")["num_parameters"] == old
+
+
+def stage_log(project: Path, *args: str) -> tuple[set[str], float]:
+    """The stages `dvc repro` ran, and its wall-clock seconds."""
+    started = time.monotonic()
+    log = run(project, "dvc", "repro", *args).stdout
+    return set(re.findall(r"Running stage '([^']+)'", log)), time.monotonic() - started
+
+
+def fingerprints(project: Path) -> dict[str, tuple[bytes, int]]:
+    """Every model.pt's bytes and mtime."""
+    return {str(path.relative_to(project)): (path.read_bytes(), path.stat().st_mtime_ns)
+            for path in sorted(project.glob("data/models/*/seed*/**/model.pt"))}
+
+
+def locked_hash(project: Path, stage: str, out: str) -> str:
+    import yaml
+
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"][stage]
+    return next(entry["md5"] for entry in lock["outs"] if entry["path"] == out)
+
+
+def test_dvc_reruns_exactly_what_an_edit_affects(project, tmp_path):
+    """dvc repro on the smoke config: the same numbers as Snakemake; editing evaluate.iwae_k
+    re-scores the VAE only, editing models/vae.py reruns the VAE's stages only, a retrain gives
+    the same bytes, and dvc's metrics, plots and experiments work."""
     copy = make_project(tmp_path / "genzoo")
-    run(copy, "dvc", "init", "--no-scm", "-q")
-    run(copy, "dvc", "repro")
+    run(copy, "git", "init", "-q")
+    run(copy, "dvc", "init", "-q")
+    ran, seconds = stage_log(copy)
+    assert {"settings", "data", "classifier", "report"} | {f"model@{m}" for m in ZOO} == ran
     for model in ("nade", "made"):  # same seeds, same code: the same numbers through either runner
         ours, theirs = load(copy, f"reports/metrics/{model}.json"), load(project, f"reports/metrics/{model}.json")
         assert [run["test_nll_nats"] for run in ours["runs"]] == [run["test_nll_nats"] for run in theirs["runs"]]
     assert "up to date" in run(copy, "dvc", "status").stdout
+    vae_lock = locked_hash(copy, "model@vae", "data/models/vae")
 
-    edit(copy / "params.yaml", "hidden: [16]", "hidden: [20]")
-    status = run(copy, "dvc", "status").stdout
-    assert "model@made" in status and "model@nade" not in status and "data:" not in status
+    before = fingerprints(copy)
+    with edited(copy / "params.yaml", "iwae_k: 20", "iwae_k: 30"):
+        ran, seconds = stage_log(copy)
+        print(f"evaluate.iwae_k edit: dvc repro ran {sorted(ran)} in {seconds:.1f} s")
+        assert ran == {"settings", "model@vae", "report"}
+        assert fingerprints(copy) == before  # no model retrained: bytes and mtimes kept
+        assert load(copy, "reports/metrics/vae.json")["iwae_k"] == 30
+    stage_log(copy)
 
-    log = run(copy, "dvc", "repro", "model@made").stdout
-    assert "Running stage 'model@made'" in log
-    assert "Running stage 'model@nade'" not in log and "Running stage 'data'" not in log
-    status = run(copy, "dvc", "status").stdout
-    assert "report:" in status and "model@" not in status
+    before = fingerprints(copy)
+    with edited(copy / "src/genzoo/models/vae.py", '"""', '"""An edit.\n\n'):
+        ran, seconds = stage_log(copy)
+        print(f"models/vae.py edit: dvc repro ran {sorted(ran)} in {seconds:.1f} s")
+        assert ran == {"settings", "model@vae", "report"}
+        after = fingerprints(copy)
+        retrained = {path for path in after if after[path][1] != before[path][1]}
+        assert retrained == {"data/models/vae/seed0/model.pt"}  # the VAE alone retrained...
+        assert after[next(iter(retrained))][0] == before[next(iter(retrained))][0]  # ...to the same bytes
+        assert locked_hash(copy, "model@vae", "data/models/vae") == vae_lock  # history.json too
+    stage_log(copy)
+
+    metrics = run(copy, "dvc", "metrics", "show").stdout
+    assert "reports/metrics/made.json" in metrics and "test_nll_nats" in metrics
+    plots = run(copy, "dvc", "plots", "show", "--json").stdout
+    assert "data/models/made/seed0/history.json" in plots and "val_nll" in plots
+
+    run(copy, "git", "add", "-A")
+    run(copy, "git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "smoke")
+    ran_log = run(copy, "dvc", "exp", "run", "-S", "models.made.train.lr=0.002").stdout
+    assert "Running stage 'model@made'" in ran_log and "Running stage 'model@nade'" not in ran_log
+    table = json.loads(run(copy, "dvc", "exp", "show", "--json").stdout)
+    lrs, nlls = set(), set()
+    for commit in table:
+        for experiment in [commit, *[e for group in commit.get("experiments") or [] for e in group["revs"]]]:
+            data = (experiment.get("data") or {})
+            params = data.get("params", {}).get("params.yaml", {}).get("data", {})
+            made = data.get("metrics", {}).get("reports/metrics/made.json", {}).get("data", {})
+            if params and made:
+                lrs.add(params["models"]["made"]["train"]["lr"])
+                nlls.add(made["test_nll_nats"])
+    assert lrs == {0.001, 0.002} and len(nlls) == 2  # both runs, side by side
 
 
-def test_dvc_model_deps_cover_every_imported_module():
-    """dvc.yaml lists each model stage's source deps by hand; they must cover the real imports."""
+def dry_run_jobs(project: Path, *targets: str) -> list[dict]:
+    """Every job of a forced dry run for `targets`: rule, wildcards, input and output paths."""
+    output = run(project, "snakemake", "-n", "--forceall", "--cores", "1", *targets).stdout
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if not rule:
+            continue
+        job = {"rule": rule.group(1)}
+        for key in ("input", "output", "wildcards"):
+            match = re.search(rf"^\s+{key}: (.*)$", block, re.M)
+            job[key] = [part.strip() for part in match.group(1).split(",")] if match else []
+        job["wildcards"] = dict(part.split("=", 1) for part in job["wildcards"])
+        jobs.append(job)
+    return jobs
+
+
+def test_dvc_stage_deps_cover_every_job_input(project):
+    """Every input of every job a DVC stage runs is made inside that stage or lies in one of the
+    stage's DVC deps: DVC's deps and the rules' inputs come from the same settings files and
+    cannot drift (checked over every stage of the smoke config)."""
     import yaml
 
-    from genzoo.models import MODELS
-    from genzoo.sources import module_sources
-
-    stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["model"]["do"]
-    for name in MODELS:
-        listed = {dep.replace("${key}", name) for dep in stage["deps"]}
-        modules = ["train", "evaluate", "summary", "sample", f"models.{name}"]
-        if name in ("vae", "vqvae"):  # scored, sampled (and the VQ-VAE's prior fitted) by latent
-            modules += ["latent", "models.gated_pixelcnn", "models.cond_gated_pixelcnn"]
-        needed = {str(p.relative_to(REPO)) for p in module_sources(*modules)}
-        assert needed <= listed, f"dvc.yaml model deps miss {sorted(needed - listed)}"
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    checks = {"classifier": (stages["classifier"], lambda job: job["rule"] == "classifier"
+                             or job["wildcards"].get("model") == "classifier")}
+    checks["data"] = (stages["data"], lambda job: job["rule"] in ("download", "binarize"))
+    checks["report"] = (stages["report"], lambda job: job["rule"] == "report")
+    for m in ZOO:
+        stage = {key: ([d.replace("${key}", m) for d in value] if key == "deps" else
+                       value.replace("${key}", m) if key == "cmd" else value)
+                 for key, value in stages["model"]["do"].items()}
+        checks[f"model@{m}"] = (stage, lambda job, m=m: job["wildcards"].get("model") == m or job["rule"] == m)
+    for name, (stage, belongs) in checks.items():
+        targets = stage["cmd"].split(" -- ")[1].split()
+        jobs = [job for job in dry_run_jobs(project, *targets) if belongs(job)]
+        assert jobs, name
+        made = {path for job in jobs for path in job["output"]}
+        needed = {path for job in jobs for path in job["input"]} - made
+        deps = [Path(dep) for dep in stage["deps"]]
+        outside = {path for path in needed
+                   if not any(Path(path) == dep or dep in Path(path).parents for dep in deps)}
+        assert not outside, f"{name}: its jobs read {sorted(outside)}, which are no DVC deps of it"

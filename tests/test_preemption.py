@@ -16,16 +16,23 @@ from pathlib import Path
 
 from conftest import REPO
 
+from genzoo.config import validate_params
+from genzoo.settings import write_settings
+
 INTERRUPTED = 75
-# MADE with one small hidden layer; 1000 batches of 50 per epoch, a checkpoint every 50 steps.
-SECTION = {"arch": {"hidden": [32]},
+# MADE with one small hidden layer, seed 3; 1000 batches of 50 per epoch, a checkpoint every 50
+# steps.
+SECTION = {"arch": {"hidden": [32]}, "seeds": [3],
            "train": {"epochs": 2, "max_steps": 1500, "batch_size": 50, "checkpoint_every": 50}}
 
 
 def train_command(processed: Path, out_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "genzoo", "--threads", "1", "train", "--model", "made",
-            "--params", json.dumps(SECTION), "--data-dir", str(processed),
-            "--out-dir", str(out_dir), "--seed", "3"]
+    """The train job's command, reading the run's settings file as the workflow writes it."""
+    settings_dir = out_dir.parent / "settings"
+    write_settings(validate_params({"models": {"made": SECTION}}), settings_dir)
+    return [sys.executable, "-m", "genzoo", "--threads", "1", "train",
+            "--settings", str(settings_dir / "made/seed3/train.json"), "--data-dir", str(processed),
+            "--out-dir", str(out_dir)]
 
 
 def env() -> dict[str, str]:
@@ -67,4 +74,5 @@ def test_sigterm_then_rerun_equals_uninterrupted(processed, tmp_path):
     assert (resumed / "model.pt").read_bytes() == (straight / "model.pt").read_bytes()
     assert not (resumed / "resume.pt").exists()
     history = json.loads((resumed / "history.json").read_text())
-    assert history["steps"] == 1500
+    assert history["steps"] == 1500 and history["seed"] == 3
+    assert (resumed / "history.json").read_bytes() == (straight / "history.json").read_bytes()

@@ -20,7 +20,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def fake_run(model, seed, nats, *, nll_kind="exact", **extra):
-    """The metrics an evaluate job writes for one run (evaluate.nll_metrics' keys)."""
+    """The metrics an evaluate job writes for one run: the model's score and the run's facts
+    (evaluate.run_facts: checkpoint, history and the timings file)."""
     return {"model": model, "seed": seed, "paper": f"{model} paper", "nll_kind": nll_kind,
             "variant": "binarized", "test_images": 100, "test_nll_nats": nats,
             "test_nll_nats_stderr": 0.5, "test_bits_per_dim": nats / (784 * math.log(2)),
@@ -30,9 +31,12 @@ def fake_run(model, seed, nats, *, nll_kind="exact", **extra):
 
 
 def fake_history(model, seed, *, start=100.0):
-    epochs = [{"epoch": e, "train_loss": start - 3 * e, "val_nll": start - 2 * e, "seconds": 20.0}
+    """A history.json as the trainer writes it: the curve, no wall-clock times (those are in the
+    timings files, and reach the report through the metrics)."""
+    epochs = [{"epoch": e, "step": 100 * e, "train_loss": start - 3 * e, "val_nll": start - 2 * e}
               for e in (1, 2, 3)]
-    return {"model": model, "seed": seed, "device": "cpu", "epochs": epochs, "train_seconds": 60.0}
+    return {"epochs": epochs, "model": model, "seed": seed, "variant": "binarized",
+            "num_parameters": 1234, "steps": 300, "best_epoch": 3, "best_val_nll": start - 6}
 
 
 def write_png(path, value):

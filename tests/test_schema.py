@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from genzoo.config import ParamsError, config_schema, knob, load_schema, validate_params
-from genzoo.models import AUXILIARY, MODELS
+from genzoo.models import JUDGE, MODELS, NETWORKS
 
 
 @dataclass
@@ -190,7 +190,7 @@ def test_every_model_and_the_classifier_is_generated_and_documented():
     for name, section in sections.items():
         assert section["description"].strip(), name
         assert {"arch", "train", "seeds", "sample"} <= set(section["properties"]), name
-    for cls, arch in zip([*MODELS.values(), AUXILIARY["classifier"]], archs):
+    for cls, arch in zip([*MODELS.values(), NETWORKS[JUDGE]], archs):
         assert set(arch["properties"]) == {field.name for field in dataclasses.fields(cls.Config)}
         for key, knob_schema in arch["properties"].items():
             assert knob_schema["description"].strip(), f"{cls.__name__}.{key}"

@@ -33,19 +33,19 @@ RUN_TIMEOUT = 900  # seconds for one snakemake run (the smoke pipeline through S
 # with the same number of threads and give the same bits) and small memory requests (the rules ask
 # for paper-scale memory, which a CI machine may not have).
 SMALL = ["--max-threads", "1", "--set-resources",
-         *(f"{rule}:mem_mb=1000" for rule in ("binarize", "train", "encode_codes", "fit_prior",
-                                              "evaluate", "sample"))]
+         *(f"{rule}:mem_mb=1000" for rule in ("binarize", "train", "codes", "prior", "evaluate",
+                                              "sample"))]
 # Poll SLURM often: the profile's 20 s before the first status check is meant for real clusters.
 FAST_POLL = ["--slurm-init-seconds-before-status-checks", "2",
              "--seconds-between-status-checks", "2"]
-ZOO = ["nade", "made", "cond_gated_pixelcnn", "vae", "vqvae"]  # the smoke config's models
+ZOO = ["independent", "nade", "made", "cond_gated_pixelcnn", "vae", "vqvae"]  # the smoke config's models
 SEEDS = {"nade": [0, 1]}  # the smoke config's runs (the other models: seed 0 alone)
 RUNS = [f"{model}_{seed}" for model in ZOO for seed in SEEDS.get(model, [0])]
 # The plugin names a job's log folder and comment after its wildcard values joined by "_"
 # (nade_1: model nade, seed 1): rule_<name>/<values>/ and rule_<name>_wildcards_<values>. The
 # binarize rule has none: rule_binarize/ and rule_binarize.
-REMOTE_RULES = {"binarize": [""], "train": [*RUNS, "classifier_0"], "encode_codes": ["0"],
-                "fit_prior": ["0"], "evaluate": [*RUNS, "classifier_0"], "sample": RUNS}
+REMOTE_RULES = {"binarize": [""], "train": [*RUNS, "classifier_0"], "codes": ["vqvae_0"],
+                "prior": ["vqvae_0"], "evaluate": [*RUNS, "classifier_0"], "sample": RUNS}
 
 def _unavailable(reason: str):
     if IN_CI:

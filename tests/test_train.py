@@ -1,4 +1,5 @@
-"""The trainer: same seed -> same bytes, interrupted + resumed == uninterrupted, clean failures."""
+"""The trainer: same seed -> same bytes, interrupted + resumed == uninterrupted, clean failures;
+wall-clock times in the timings file only; the train/evaluate/sample commands on settings files."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from genzoo import checkpoint
-from genzoo.config import TrainConfig
+from genzoo.cli import main
+from genzoo.config import TrainConfig, validate_params
 from genzoo.data import load_split
+from genzoo.settings import write_settings
 from genzoo.train import Interrupted, Trainer, TrainingError, train
 
 ARCH = {"made": {"hidden": [64], "ordering": "random"}, "nade": {"hidden": 16}}
@@ -25,18 +29,39 @@ def splits(processed):
             load_split(processed / "val.npz").subset(200))
 
 
-def run(tmp_path, splits, name="made", **config):
+def run(tmp_path, splits, name="made", timings=None, **config):
     settings = {"epochs": 2, "batch_size": 50, **config}
     return train(name, ARCH[name], TrainConfig(**settings), train_split=splits[0],
-                 val_split=splits[1], out_dir=tmp_path, seed=7, progress=False, log=lambda m: None)
+                 val_split=splits[1], out_dir=tmp_path, seed=7, progress=False, log=lambda m: None,
+                 timings=timings)
 
 
 @pytest.mark.parametrize("name", sorted(ARCH))
 def test_same_seed_gives_the_same_checkpoint_bytes(tmp_path, splits, name):
-    run(tmp_path / "a", splits, name)
+    run(tmp_path / "a", splits, name, timings=tmp_path / "a.timings.json")
     run(tmp_path / "b", splits, name)
     assert (tmp_path / "a/model.pt").read_bytes() == (tmp_path / "b/model.pt").read_bytes()
+    assert (tmp_path / "a/history.json").read_bytes() == (tmp_path / "b/history.json").read_bytes()
     assert not (tmp_path / "a/resume.pt").exists()
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["history.json", "model.pt"]
+
+
+def test_wall_clock_times_go_to_the_timings_file_only(tmp_path, splits):
+    returned = run(tmp_path / "out", splits, timings=tmp_path / "timings/made.json")
+    history = json.loads((tmp_path / "out/history.json").read_text())
+    text = (tmp_path / "out/history.json").read_text()
+    assert "seconds" not in text and "device" not in history
+    assert [sorted(epoch) for epoch in history["epochs"]] == [
+        ["epoch", "step", "train_loss", "val_nll"]] * 2
+    assert history["steps"] == 24 and history["best_epoch"] in (1, 2)
+    timings = json.loads((tmp_path / "timings/made.json").read_text())
+    assert timings["model"] == "made" and timings["seed"] == 7 and timings["device"] == "cpu"
+    assert len(timings["epoch_seconds"]) == 2 and all(s > 0 for s in timings["epoch_seconds"])
+    assert timings["train_seconds"] == pytest.approx(sum(timings["epoch_seconds"]))
+    assert timings["seconds_per_epoch"] == pytest.approx(timings["train_seconds"] / 2)
+    assert returned == {**history, **timings}  # train() returns both
+    payload = checkpoint.load(tmp_path / "out/model.pt")
+    assert not any("seconds" in key for key in payload)
 
 
 def test_checkpoint_describes_itself(tmp_path, splits):
@@ -72,9 +97,15 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, splits, monkeyp
     assert (tmp_path / "resumed/resume.pt").exists()
     assert not (tmp_path / "resumed/model.pt").exists()
     monkeypatch.setattr(Trainer, "_train_step", original)
-    run(tmp_path / "resumed", splits, epochs=3, checkpoint_every=10)
+    run(tmp_path / "resumed", splits, epochs=3, checkpoint_every=10,
+        timings=tmp_path / "resumed.timings.json")
     straight = (tmp_path / "straight/model.pt").read_bytes()
     assert (tmp_path / "resumed/model.pt").read_bytes() == straight
+    history = (tmp_path / "straight/history.json").read_bytes()
+    assert (tmp_path / "resumed/history.json").read_bytes() == history
+    timings = json.loads((tmp_path / "resumed.timings.json").read_text())
+    assert len(timings["epoch_seconds"]) == 3  # the interrupted epoch's parts add up to one
+    assert timings["train_seconds"] == pytest.approx(sum(timings["epoch_seconds"]))
 
 
 def test_resume_checkpoint_of_other_settings_is_ignored(tmp_path, splits, monkeypatch):
@@ -106,46 +137,82 @@ def cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "genzoo", *args], capture_output=True, text=True, cwd=cwd)
 
 
+def made_settings(tmp_path, section):
+    """Every job's settings file for params.yaml with ``models.made`` = section, written as the
+    workflow does; returns the folder of made's seed-0 run settings."""
+    write_settings(validate_params({"models": {"made": section}}), tmp_path / "settings")
+    return tmp_path / "settings/made/seed0"
+
+
 def test_cli_train_evaluate_sample(tmp_path, processed):
-    section = json.dumps({"arch": {"hidden": [32]}, "train": {"epochs": 1, "max_steps": 5}})
-    out = tmp_path / "made"
-    assert cli("--threads", "1", "train", "--model", "made", "--params", section, "--data-dir",
-               str(processed), "--out-dir", str(out), "--device", "cpu").returncode == 0
+    settings = made_settings(tmp_path, {
+        "arch": {"hidden": [32]}, "train": {"epochs": 1, "max_steps": 5},
+        "sample": {"n": 16, "nrow": 4, "completions": 2, "completion_samples": 2}})
+    out, timings = tmp_path / "made", tmp_path / "timings/train.json"
+    result = cli("--threads", "1", "train", "--settings", str(settings / "train.json"),
+                 "--data-dir", str(processed), "--out-dir", str(out), "--timings", str(timings),
+                 "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "history.json").read_text())["steps"] == 5
     metrics = tmp_path / "metrics.json"
-    result = cli("evaluate", "--model", "made", "--checkpoint", str(out / "model.pt"), "--test",
-                 str(processed / "test.npz"), "--history", str(out / "history.json"),
+    result = cli("evaluate", "--settings", str(settings / "evaluate.json"), "--run-dir", str(out),
+                 "--test", str(processed / "test.npz"), "--timings", str(timings),
                  "--out", str(metrics), "--device", "cpu")
     assert result.returncode == 0, result.stderr
     values = json.loads(metrics.read_text())
     assert values["test_images"] == 10_000 and values["nll_kind"] == "exact"
     assert values["test_bits_per_dim"] == pytest.approx(values["test_nll_nats"] / (784 * 0.6931471805599453))
-    result = cli("sample", "--checkpoint", str(out / "model.pt"), "--params",
-                 '{"n": 16, "nrow": 4, "completions": 2, "completion_samples": 2}',
+    assert values["model"] == "made" and values["seed"] == 0 and values["steps"] == 5
+    assert values["train_seconds"] == json.loads(timings.read_text())["train_seconds"]
+    assert values["train_device"] == "cpu" and values["epochs_trained"] == 1
+    result = cli("sample", "--settings", str(settings / "sample.json"), "--run-dir", str(out),
                  "--test", str(processed / "test.npz"), "--out-npz", str(tmp_path / "s.npz"),
                  "--out-dir", str(tmp_path / "figures"), "--device", "cpu")
     assert result.returncode == 0, result.stderr
     for name in ("samples.png", "completions.png"):
         assert (tmp_path / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with np.load(tmp_path / "s.npz") as arrays:
+        assert arrays["samples"].shape == (16, 1, 28, 28)
 
 
-@pytest.mark.parametrize("section, message", [
-    ('{"arch": {"hiden": 3}}', "unknown key models.made.arch.hiden"),
-    ('{"train": {"lr": -0.1}}', "models.made.train.lr: -0.1 is less than or equal to the minimum of 0"),
-    ('{"arch": ', "not valid JSON"),
+@pytest.mark.parametrize("text, message", [
+    ("models: {made: {arch: {hiden: 3}}}", "unknown key models.made.arch.hiden"),
+    ("models: {made: {train: {lr: -0.1}}}",
+     "models.made.train.lr: -0.1 is less than or equal to the minimum of 0"),
+    ("models: {made: {arch: ", "not valid YAML"),
 ])
-def test_cli_rejects_bad_params_in_one_line(tmp_path, processed, section, message):
-    result = cli("train", "--model", "made", "--params", section, "--data-dir", str(processed),
-                 "--out-dir", str(tmp_path / "out"))
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and message in result.stderr
+def test_cli_rejects_bad_params_in_one_line(tmp_path, capsys, text, message):
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    assert main(["settings", str(params), "--out-dir", str(tmp_path / "settings")]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and message in stderr
+    assert not (tmp_path / "settings").exists()
+
+
+def test_cli_rejects_a_hand_edited_settings_file_in_one_line(tmp_path, processed, capsys):
+    settings = made_settings(tmp_path, {"arch": {"hidden": [32]}})
+    edited = json.loads((settings / "train.json").read_text())
+    edited["arch"]["hiden"] = 3
+    (settings / "train.json").write_text(json.dumps(edited))
+    assert main(["train", "--settings", str(settings / "train.json"), "--data-dir", str(processed),
+                 "--out-dir", str(tmp_path / "out")]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and "models.made.arch: unknown key hiden" in stderr
     assert not (tmp_path / "out").exists()
 
 
-def test_cli_missing_data_is_a_clear_error(tmp_path):
-    result = cli("train", "--model", "nade", "--params", "{}", "--data-dir", str(tmp_path),
-                 "--out-dir", str(tmp_path / "out"))
-    assert result.returncode == 1
-    assert "missing" in result.stderr and "binarize" in result.stderr
+def test_cli_missing_data_is_a_clear_error(tmp_path, capsys):
+    settings = made_settings(tmp_path, {})
+    assert main(["train", "--settings", str(settings.parent.parent / "nade/seed0/train.json"),
+                 "--data-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")]) == 1
+    stderr = capsys.readouterr().err  # no settings file: params.yaml has no nade
+    assert stderr.count("\n") == 1 and "missing settings file" in stderr
+    assert main(["train", "--settings", str(settings / "train.json"), "--data-dir", str(tmp_path),
+                 "--out-dir", str(tmp_path / "out")]) == 1
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and "missing" in stderr and "binarize" in stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_grayscale_variant_trains_a_256_level_pixelcnn(tmp_path, splits):
@@ -158,7 +225,8 @@ def test_grayscale_variant_trains_a_256_level_pixelcnn(tmp_path, splits):
           variant="grayscale", progress=False, log=lambda m: None)
     model, payload = checkpoint.load_model(tmp_path / "model.pt")
     assert payload["variant"] == "grayscale" and model.levels == 256
-    metrics = evaluate(tmp_path / "model.pt", splits[1].subset(50))
+    metrics = evaluate(tmp_path, splits[1].subset(50), {"model": "pixelcnn", "seed": 0})
+    assert metrics["variant"] == "grayscale" and metrics["test_images"] == 50
     assert 0 < metrics["test_bits_per_dim"] <= 8.5  # near log2(256) = 8 untrained, finite
     with pytest.raises(ValueError, match="binarized"):
         train("nade", ARCH["nade"], TrainConfig(epochs=1, max_steps=1), train_split=splits[0],

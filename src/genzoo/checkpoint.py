@@ -83,7 +83,5 @@ def load_run(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Trainab
     """A run's complete model: its trained ``model.pt`` with what its phases wrote attached (the
     VQ-VAE's prior), and the training checkpoint."""
     model, payload = load_model(Path(run_dir) / "model.pt", device)
-    load_phases = getattr(model, "load_phases", None)
-    if load_phases is not None:
-        load_phases(Path(run_dir), lambda path: load_model(path, device))
+    model.load_phases(Path(run_dir), lambda path: load_model(path, device))
     return model, payload

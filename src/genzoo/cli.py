@@ -23,13 +23,28 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_schema(args) -> int:
+    import yaml
+
+    from .config import load_schema
+
+    schema = load_schema()
+    if args.model:
+        models = schema["properties"]["models"]["properties"]
+        if args.model not in models:
+            raise ParamsError(f"no model {args.model!r} (models: {', '.join(models)})")
+        schema = models[args.model]
+    print(yaml.safe_dump(schema, sort_keys=False, allow_unicode=True, width=100), end="")
+    return 0
+
+
 def cmd_settings(args) -> int:
     from .config import merge_params
     from .settings import write_settings
 
     params = merge_params([Path(path) for path in args.params])
-    changed = write_settings(params, Path(args.out_dir))
-    print(f"{args.out_dir}: {len(changed)} settings file(s) changed")
+    changes = write_settings(params, Path(args.out_dir))
+    print(f"{args.out_dir}: {len(changes)} settings file(s) changed")
     return 0
 
 
@@ -148,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a mirror (folder or URL); repeat for fallbacks; $GENZOO_DATA_MIRROR goes first")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_download)
+
+    p = commands.add_parser("schema", help="print the params schema: every key, its default and meaning")
+    p.add_argument("--model", default=None, help="only this model's section")
+    p.set_defaults(func=cmd_schema)
 
     p = commands.add_parser("settings", help="write every job's settings file (only those that changed)")
     p.add_argument("params", nargs="*", default=["params.yaml"],

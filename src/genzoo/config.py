@@ -105,16 +105,15 @@ def config_schema(cls: type, description: str) -> dict[str, Any]:
 
 
 def _model_description(cls: type) -> str:
-    """The first line of the model class's docstring, and its paper."""
-    line = (cls.__doc__ or "").strip().split("\n")[0].rstrip(".")
-    if line and cls.paper:
-        return f"{line} — {cls.paper}."
-    return f"{line or cls.paper}."
+    """The first paragraph of the model class's docstring, and its paper."""
+    paragraph = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split()).rstrip(".")
+    if paragraph and cls.paper:
+        return f"{paragraph} — {cls.paper}."
+    return f"{paragraph or cls.paper}."
 
 
 def _model_schema(cls: type) -> dict[str, Any]:
     """A model's params.yaml section: arch (from its Config), train, seeds, sample, and extras."""
-    extra = getattr(cls, "section_schemas", None)
     return {
         "description": _model_description(cls),
         "type": "object",
@@ -124,7 +123,7 @@ def _model_schema(cls: type) -> dict[str, Any]:
             "train": {"$ref": "#/$defs/train", "default": {}},
             "seeds": {"$ref": "#/$defs/seeds",
                       "description": "This model's runs (default: the top-level seeds)."},
-            **(extra() if extra else {}),  # before sample, where the hand-written schema had them
+            **cls.section_schemas(),  # before sample, where the hand-written schema had them
             "sample": {"$ref": "#/$defs/sample", "default": {}},
         },
     }

@@ -13,6 +13,10 @@ modification time) and DVC (by hash) see the same, precise dependencies:
 * after a failed, diverged or interrupted job the file is still newer than the old outputs, so
   rerunning the same command redoes the job instead of reporting the old results.
 
+A run that executes no job (``snakemake -n`` to see what an edit would rerun, ``--lint``, a
+target with nothing to do) puts the files back as they were when it exits, mtimes included, so
+looking never changes what a later run does (``workflow/rules/common.smk``).
+
 Layout (``settings/``)::
 
     data.json                                  binarize: the data seed and the split
@@ -26,11 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .data import atomic_write_bytes
-from .models import JUDGE, GenerativeModel, model_class
+from .models import JUDGE, model_class
 from .sources import PACKAGE_DIR, module_sources
 
 SETTINGS_DIR = Path("settings")
@@ -62,9 +68,7 @@ def trained(params: dict[str, Any]) -> list[str]:
 def used_modules(name: str, section: dict[str, Any]) -> list[str]:
     """The model's own module and those of the networks it builds from its params at run time
     (the VQ-VAE's prior)."""
-    cls = model_class(name)
-    uses = cls.networks_used(section) if issubclass(cls, GenerativeModel) else []
-    return [f"models.{name}", *(f"models.{other}" for other in uses)]
+    return [f"models.{name}", *(f"models.{other}" for other in model_class(name).networks_used(section))]
 
 
 def run_settings(params: dict[str, Any], name: str, seed: int) -> dict[str, dict[str, Any]]:
@@ -78,13 +82,12 @@ def run_settings(params: dict[str, Any], name: str, seed: int) -> dict[str, dict
     jobs = {"train": {**common, "arch": section["arch"], "train": section["train"],
                       "eval_batch_size": evaluate["batch_size"],
                       "sources": digests("train", own)}}
-    for phase in getattr(cls, "phases", ()):
+    for phase in cls.phases:
         jobs[phase.name] = {**common, "phase": phase.name,
                             **({phase.section: section[phase.section]} if phase.section else {}),
                             **{key: evaluate[key] for key in phase.evaluate_keys},
                             "sources": digests("train", *(used if phase.section else [own]))}
-    keys = cls.evaluate_keys() if issubclass(cls, GenerativeModel) else cls.score_settings
-    jobs["evaluate"] = {**common, **{key: evaluate[key] for key in keys},
+    jobs["evaluate"] = {**common, **{key: evaluate[key] for key in cls.evaluate_keys()},
                         "sources": digests("evaluate", *used)}
     if name != JUDGE:
         jobs["sample"] = {**common, "sample": section["sample"], "sources": digests("sample", *used)}
@@ -106,16 +109,40 @@ def all_settings(params: dict[str, Any]) -> dict[Path, dict[str, Any]]:
     return files
 
 
-def write_settings(params: dict[str, Any], root: Path = SETTINGS_DIR) -> list[Path]:
-    """Write every job's settings file under ``root`` whose content changed; return those."""
-    changed = []
+@dataclass
+class Change:
+    """One settings file rewritten: what it held before (None: it did not exist) and its times."""
+
+    path: Path
+    before: bytes | None
+    times: tuple[int, int] | None  # (atime_ns, mtime_ns) before
+
+    def undo(self) -> None:
+        if self.before is None:
+            self.path.unlink(missing_ok=True)
+            return
+        atomic_write_bytes(self.path, self.before)
+        os.utime(self.path, ns=self.times)
+
+
+def write_settings(params: dict[str, Any], root: Path = SETTINGS_DIR) -> list[Change]:
+    """Write every job's settings file under ``root`` whose content changed; return the changes
+    (``Change.undo`` puts a file back as it was, mtime included: a dry run leaves no trace)."""
+    changes = []
     for relative, settings in all_settings(params).items():
         path = Path(root) / relative
         content = (json.dumps(settings, indent=1, sort_keys=True) + "\n").encode()
-        if not path.exists() or path.read_bytes() != content:
+        before = path.read_bytes() if path.exists() else None
+        if before != content:
+            stat = path.stat() if before is not None else None
+            changes.append(Change(path, before, stat and (stat.st_atime_ns, stat.st_mtime_ns)))
             atomic_write_bytes(path, content)
-            changed.append(path)
-    return changed
+    return changes
+
+
+def undo(changes: list[Change]) -> None:
+    for change in reversed(changes):
+        change.undo()
 
 
 def read_settings(path: Path) -> dict[str, Any]:

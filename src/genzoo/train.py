@@ -308,7 +308,7 @@ def run_phase(run_dir: Path, settings: dict[str, Any], *, data_dir: Path,
     method does the work, into ``run_dir/<phase>/``; a phase that trains uses this trainer."""
     device = pick_device(device)
     model, _ = checkpoint.load_model(Path(run_dir) / "model.pt", device)
-    phases = {phase.name: phase for phase in getattr(model, "phases", ())}
+    phases = {phase.name: phase for phase in model.phases}
     if settings["phase"] not in phases:
         raise ValueError(f"{settings['model']} has no phase {settings['phase']!r} "
                          f"(its phases: {', '.join(phases) or 'none'})")

@@ -2,8 +2,10 @@
 # run. Nothing here knows a model by name: what a model needs (its phases, the judge) comes from
 # its class in genzoo.models.
 
+import atexit
 import shlex
 import sys
+from functools import partial
 from pathlib import Path
 
 # Validate with, and run every job on, the genzoo next to this Snakefile, whatever else is
@@ -16,6 +18,7 @@ from genzoo.config import ParamsError, validate_params
 from genzoo.data import RAW_FILES, SPLITS
 from genzoo.models import JUDGE, model_class
 from genzoo.settings import seeds_of, trained, write_settings
+from genzoo.settings import undo as undo_settings
 
 try:
     config.update(validate_params(config, source="params.yaml"))
@@ -24,8 +27,17 @@ except ParamsError as error:
 
 # Every job reads its settings from settings/...json, rewritten only when its content (the params
 # it uses, the sources it imports) changes: the rules take that file as input, so an edit reruns
-# exactly the jobs it affects, and a failed job reruns next time (genzoo/settings.py).
-write_settings(config, Path("settings"))
+# exactly the jobs it affects, and a failed job reruns next time (genzoo/settings.py). Unless jobs
+# start (onstart below), the files are put back on exit: `snakemake -n` after an edit shows what
+# it would rerun, and reverting the edit then leaves nothing to rerun.
+_SETTINGS_CHANGES = write_settings(config, Path("settings"))
+_UNDO_SETTINGS = partial(undo_settings, _SETTINGS_CHANGES)
+atexit.register(_UNDO_SETTINGS)
+
+
+onstart:
+    atexit.unregister(_UNDO_SETTINGS)
+
 
 MODELS = list(config["models"])  # the zoo, as params.yaml lists it
 TRAINED = trained(config)  # everything trained: the zoo and the judge of samples
@@ -53,7 +65,7 @@ JUDGE_MODEL = runs_of(f"{RUN}/model.pt", [JUDGE])[0]
 
 def phases_of(model):
     """The extra phases a model declares after training (the VQ-VAE's codes and prior)."""
-    return getattr(model_class(model), "phases", ())
+    return model_class(model).phases
 
 
 def phase_outputs(phase):
@@ -79,8 +91,7 @@ def timings_files(wildcards):
 
 def judge_input(wildcards):
     """Models whose score uses the judge (label agreement) get it; the others do not wait."""
-    cls = model_class(wildcards.model)
-    return [JUDGE_MODEL] if getattr(cls, "needs_judge", lambda: False)() else []
+    return [JUDGE_MODEL] if model_class(wildcards.model).needs_judge() else []
 
 
 def previous_phase_files(name):

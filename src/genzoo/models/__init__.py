@@ -1,36 +1,44 @@
 """The zoo: model name (the one word used everywhere) -> model class, and building one.
 
-Adding a model is its file here plus one line below, its section in params.yaml (and
-params-paper.yaml) and its published figures in ``genzoo/references.py``; the workflow, the CLI and
-the report take everything else from the class (see ``base.py`` for the protocol).
+A model is found by its file: every module of this package that defines a ``GenerativeModel``
+with a ``Config`` is the model named after the module (``vae.py`` -> ``vae``: the params key, the
+``{model}`` wildcard and the DVC stage). So adding a model is its file here, its section in
+params.yaml (and params-paper.yaml) and its published figures in ``genzoo/references.py``; the
+workflow, the CLI and the report take everything else from the class (``base.py``: the protocol).
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 from typing import Any
 
 from ..config import build
 from .base import AutoregressiveModel, GenerativeModel, Phase, PhaseContext, ScoreSettings, Trainable
 from .classifier import Classifier
-from .cond_gated_pixelcnn import CondGatedPixelCNN
-from .gated_pixelcnn import GatedPixelCNN
-from .independent import Independent
-from .made import MADE
-from .nade import NADE
-from .pixelcnn import PixelCNN
-from .vae import VAE
-from .vqvae import VQVAE
 
-MODELS: dict[str, type[GenerativeModel]] = {
-    "independent": Independent,
-    "nade": NADE,
-    "made": MADE,
-    "pixelcnn": PixelCNN,
-    "gated_pixelcnn": GatedPixelCNN,
-    "cond_gated_pixelcnn": CondGatedPixelCNN,
-    "vae": VAE,
-    "vqvae": VQVAE,
-}
+HELPERS = ("base", "classifier", "figures", "scoring")  # modules of this package that are no model
+
+
+def _discover() -> dict[str, type[GenerativeModel]]:
+    """{module name: its model class} for every model file of this package, sorted by name."""
+    found = {}
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+        if module_info.name in HELPERS:
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        classes = [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                   if issubclass(cls, GenerativeModel) and cls.__module__ == module.__name__
+                   and "Config" in vars(cls)]
+        if len(classes) != 1:
+            raise ImportError(f"{module.__name__}: a model file defines exactly one model class "
+                              f"(found {[cls.__name__ for cls in classes]})")
+        found[module_info.name] = classes[0]
+    return found
+
+
+MODELS: dict[str, type[GenerativeModel]] = _discover()
 
 # Trained by the same trainer, but not a model of the zoo: the judge of samples (label agreement,
 # later FID features). Its params are the top-level `classifier` section.

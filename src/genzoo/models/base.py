@@ -131,6 +131,37 @@ class Trainable(nn.Module):
         """Test metrics of the trained network (a flat dict of JSON values)."""
         raise NotImplementedError
 
+    # -- what the workflow asks the class (before any network exists) --------------------------
+
+    phases: ClassVar[tuple[Phase, ...]] = ()  # extra cached jobs after training, in order
+
+    @classmethod
+    def needs_judge(cls) -> bool:
+        """Whether ``score`` uses the pipeline's classifier, so the workflow passes it and waits."""
+        return False
+
+    @classmethod
+    def evaluate_keys(cls) -> tuple[str, ...]:
+        """The ``evaluate`` knobs ``score`` reads: only those reach the run's evaluate job, so
+        editing another one does not re-score this model."""
+        return cls.score_settings
+
+    @classmethod
+    def section_schemas(cls) -> dict[str, dict[str, Any]]:
+        """JSON schemas of params sections beyond arch/train/seeds/sample (the VQ-VAE's
+        ``prior``); the schema of ``arch`` is built from ``Config``."""
+        return {}
+
+    @classmethod
+    def networks_used(cls, section: dict[str, Any]) -> list[str]:
+        """Other networks of the zoo this model builds from its params section at run time (by
+        registry name), so that editing their files reruns this model's jobs that use them."""
+        return []
+
+    def load_phases(self, run_dir: Path, load: Callable[[Path], tuple[Trainable, dict]]) -> None:
+        """Attach what the ``phases`` wrote under ``run_dir`` (``load`` reads a checkpoint and
+        returns the network and its payload), so the stages get the complete model."""
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -143,27 +174,23 @@ class Trainable(nn.Module):
 class GenerativeModel(Trainable):
     """A generative model of images. Subclasses implement ``log_prob`` and ``sample``; models
     whose training objective is not the NLL override ``loss``, models scored otherwise than by
-    ``log_prob`` override ``score``."""
+    ``log_prob`` override ``score`` (or just ``test_nll``)."""
 
     nll_kind: ClassVar[str] = "exact"  # "exact" | "bound" | "none"
     conditional: ClassVar[bool] = False  # p(x | y) for a class label y
-    phases: ClassVar[tuple[Phase, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.nll_kind not in NLL_KINDS:
+            raise TypeError(f"{cls.__name__}.nll_kind must be one of {NLL_KINDS}, got {cls.nll_kind!r}")
 
     @classmethod
     def needs_judge(cls) -> bool:
-        """Whether ``score`` uses the pipeline's classifier (label agreement of conditional
-        models), so the workflow passes it and waits for it."""
+        """A conditional model's score includes the judge's label agreement on its samples."""
         return cls.conditional
 
     @classmethod
-    def networks_used(cls, section: dict[str, Any]) -> list[str]:
-        """Other networks of the zoo this model builds from its params section at run time (by
-        registry name), so that editing their files reruns this model's jobs that use them."""
-        return []
-
-    @classmethod
     def evaluate_keys(cls) -> tuple[str, ...]:
-        """The ``evaluate`` knobs ``score`` reads: only those reach the run's evaluate job."""
         return cls.score_settings + (("agreement_samples",) if cls.needs_judge() else ())
 
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
@@ -182,9 +209,6 @@ class GenerativeModel(Trainable):
                generator: torch.Generator | None = None) -> Tensor:
         """Draw ``n`` images, shape (n, C, H, W), as float levels."""
         raise NotImplementedError
-
-    def load_phases(self, run_dir: Path, load: Callable[[Path], Trainable]) -> None:
-        """Attach what the ``phases`` wrote under ``run_dir`` (``load`` reads a checkpoint)."""
 
     # -- the evaluate and sample stages ----------------------------------------------------------
 

@@ -42,16 +42,15 @@ def class_labels(per_class: int, device) -> torch.Tensor:
 def sample_grid(model, *, n: int, nrow: int, generator: torch.Generator) -> Figures:
     """``samples.png`` and the samples as levels (uint8); a conditional model draws a 10 x 10
     grid whose row d shows the digit d (its labels go into the arrays too)."""
-    figures = Figures()
-    if model.conditional:
-        labels = class_labels(NUM_DIGITS, model.device)
-        images = model.sample(len(labels), y=labels, generator=generator)
-        figures.arrays["labels"] = labels.cpu().numpy()
-        nrow = NUM_DIGITS
+    labels = class_labels(NUM_DIGITS, model.device) if model.conditional else None
+    if labels is not None:
+        images, nrow = model.sample(len(labels), y=labels, generator=generator), NUM_DIGITS
     else:
         images = model.sample(n, generator=generator)
-    figures.arrays["samples"] = images.cpu().numpy().astype(np.uint8)
-    figures.pngs["samples.png"] = grid_png(images / (model.levels - 1), nrow=nrow)
+    figures = Figures(arrays={"samples": images.cpu().numpy().astype(np.uint8)},
+                      pngs={"samples.png": grid_png(images / (model.levels - 1), nrow=nrow)})
+    if labels is not None:
+        figures.arrays["labels"] = labels.cpu().numpy()
     return figures
 
 

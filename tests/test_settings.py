@@ -1,0 +1,218 @@
+"""Each job's settings file (genzoo.settings): exactly the params the job uses and the digests of
+the sources it imports, rewritten only when that content changes, so an edit reruns exactly the
+jobs it affects."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import genzoo
+from genzoo import settings as settings_module
+from genzoo import sources
+from genzoo.config import validate_params
+from genzoo.settings import all_settings, digests, run_settings, write_settings
+
+ZOO = {
+    "seed": 5,  # the data's seed and the judge's single run
+    "seeds": [0, 1],
+    "models": {
+        "made": {"arch": {"hidden": [8]}},
+        "nade": {"seeds": [0]},
+        "vae": {"seeds": [0]},
+        "vqvae": {"seeds": [0], "prior": {"arch": {"channels": 4}}},
+        "cond_gated_pixelcnn": {"seeds": [0]},
+    },
+}
+
+
+def params(**edits) -> dict:
+    """The validated ZOO with ``edits`` applied: dotted key path -> value."""
+    raw = copy.deepcopy(ZOO)
+    for dotted, value in edits.items():
+        *parents, key = dotted.split(".")
+        node = raw
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[key] = value
+    return validate_params(raw)
+
+
+def write(values: dict, folder: Path) -> set[str]:
+    """write_settings, and the files it reports as rewritten, relative to ``folder``."""
+    result = write_settings(values, folder)
+    return {str(Path(getattr(item, "path", item)).relative_to(folder)) for item in result}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("written") / "settings"
+    write_settings(params(), folder)
+    return folder
+
+
+@pytest.fixture
+def root(tmp_path, written):
+    """A settings folder with every file of ZOO written once (a copy, modification times kept)."""
+    folder = tmp_path / "settings"
+    shutil.copytree(written, folder)
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(path.relative_to(folder)): (path.read_bytes(), path.stat().st_mtime_ns)
+            for path in sorted(folder.rglob("*.json"))}
+
+
+def test_the_first_write_writes_every_file_and_the_second_nothing(tmp_path):
+    folder = tmp_path / "settings"
+    first = write(params(), folder)
+    assert first == {str(path) for path in all_settings(params())}
+    assert {"data.json", "report.json", "made/seed0/train.json", "made/seed1/train.json",
+            "made/summarize.json", "vqvae/seed0/codes.json", "vqvae/seed0/prior.json",
+            "classifier/seed5/train.json", "classifier/seed5/evaluate.json"} <= first
+    before = snapshot(folder)
+    assert write(params(), folder) == set()
+    assert snapshot(folder) == before  # same bytes, same modification times
+
+
+@pytest.mark.parametrize("edit, value, expected", [
+    ("evaluate.iwae_k", 7, {"vae/seed0/evaluate.json"}),
+    ("evaluate.agreement_samples", 30, {"cond_gated_pixelcnn/seed0/evaluate.json"}),
+    ("models.made.arch.hidden", [16], {"made/seed0/train.json", "made/seed1/train.json"}),
+    ("models.made.train.lr", 0.01, {"made/seed0/train.json", "made/seed1/train.json"}),
+    ("models.made.sample.n", 4, {"made/seed0/sample.json", "made/seed1/sample.json"}),
+    ("models.vqvae.prior.arch.channels", 8, {"vqvae/seed0/prior.json"}),
+    ("models.vqvae.prior.train.lr", 0.01, {"vqvae/seed0/prior.json"}),
+    ("models.vqvae.arch.codes", 16, {"vqvae/seed0/train.json"}),
+    ("classifier.train.lr", 0.01, {"classifier/seed5/train.json"}),
+    ("report.title", "another zoo", {"report.json"}),
+    ("data.val_size", 5000, {"data.json"}),
+])
+def test_an_edit_rewrites_only_the_files_of_the_jobs_that_read_it(root, edit, value, expected):
+    before = snapshot(root)
+    assert write(params(**{edit: value}), root) == expected
+    after = snapshot(root)
+    assert {key for key in after if after[key] != before[key]} == expected
+
+
+def test_a_new_seed_or_model_adds_its_files_and_touches_no_other_run(root):
+    before = snapshot(root)
+    result = write(params(**{"models.nade.seeds": [0, 3]}), root)
+    assert result == {"nade/seed3/train.json", "nade/seed3/evaluate.json", "nade/seed3/sample.json",
+                      "nade/summarize.json"}
+    result = write(params(**{"models.nade.seeds": [0, 3], "models.independent": {}}), root)
+    assert result == {"independent/seed0/train.json", "independent/seed1/train.json",
+                      "independent/seed0/evaluate.json", "independent/seed1/evaluate.json",
+                      "independent/seed0/sample.json", "independent/seed1/sample.json",
+                      "independent/summarize.json", "report.json"}
+    after = snapshot(root)
+    rewritten = {"report.json", "nade/summarize.json"}  # the report's and nade's lists of runs
+    assert all(after[key] == value for key, value in before.items() if key not in rewritten)
+
+
+def test_a_job_holds_only_the_params_it_uses(root):
+    made = json.loads((root / "made/seed1/train.json").read_text())
+    assert set(made) == {"model", "seed", "variant", "arch", "train", "eval_batch_size", "sources"}
+    assert (made["model"], made["seed"], made["variant"]) == ("made", 1, "binarized")
+    assert made["arch"] == params()["models"]["made"]["arch"]
+    evaluate = {name: json.loads((root / f"{name}/seed0/evaluate.json").read_text())
+                for name in ("made", "vae", "vqvae", "cond_gated_pixelcnn")}
+    knobs = {name: set(job) - {"model", "seed", "variant", "sources"} for name, job in evaluate.items()}
+    assert knobs == {"made": {"batch_size"}, "vae": {"batch_size", "iwae_k", "iwae_batch_size"},
+                     "vqvae": {"batch_size"},
+                     "cond_gated_pixelcnn": {"batch_size", "agreement_samples"}}
+    sample = json.loads((root / "made/seed0/sample.json").read_text())
+    assert set(sample) == {"model", "seed", "variant", "sample", "sources"}
+
+
+def test_the_judges_settings(root):
+    folder = root / "classifier"
+    assert sorted(path.name for path in folder.iterdir()) == ["seed5", "summarize.json"]
+    assert sorted(path.name for path in (folder / "seed5").iterdir()) == ["evaluate.json",
+                                                                         "train.json"]
+    train = json.loads((folder / "seed5/train.json").read_text())
+    assert train["model"] == "classifier" and train["seed"] == 5
+    assert train["arch"] == params()["classifier"]["arch"]
+    assert train["train"] == params()["classifier"]["train"]
+    evaluate = json.loads((folder / "seed5/evaluate.json").read_text())
+    assert set(evaluate) == {"model", "seed", "variant", "batch_size", "sources"}
+    assert json.loads((folder / "summarize.json").read_text())["seeds"] == [5]
+    assert "classifier" in json.loads((root / "report.json").read_text())["models"]
+
+
+def test_the_vqvae_phases_read_only_their_section(root):
+    section = params()["models"]["vqvae"]
+    codes = json.loads((root / "vqvae/seed0/codes.json").read_text())
+    prior = json.loads((root / "vqvae/seed0/prior.json").read_text())
+    common = {"model", "seed", "variant", "phase", "batch_size", "sources"}
+    assert set(codes) == common and codes["phase"] == "codes"
+    assert set(prior) == common | {"prior"} and prior["phase"] == "prior"
+    assert prior["prior"] == section["prior"] and prior["prior"]["arch"]["channels"] == 4
+    # The prior's own network file is a source of the jobs that build it, not of the codes.
+    assert "genzoo/models/gated_pixelcnn.py" in prior["sources"]
+    assert "genzoo/models/vqvae.py" in codes["sources"] and "genzoo/train.py" in codes["sources"]
+    evaluate = json.loads((root / "vqvae/seed0/evaluate.json").read_text())
+    assert "genzoo/models/gated_pixelcnn.py" in evaluate["sources"]
+    # Another kind of prior: its file becomes a source of the prior, evaluate and sample jobs.
+    result = write(params(**{"models.vqvae.prior.kind": "cond_gated_pixelcnn"}), root)
+    assert result == {"vqvae/seed0/prior.json", "vqvae/seed0/evaluate.json",
+                      "vqvae/seed0/sample.json"}
+    prior = json.loads((root / "vqvae/seed0/prior.json").read_text())
+    assert "genzoo/models/cond_gated_pixelcnn.py" in prior["sources"]
+
+
+def test_digests_cover_the_imported_package_files():
+    found = digests("train", "models.made")
+    assert {"genzoo/train.py", "genzoo/models/made.py", "genzoo/models/base.py",
+            "genzoo/checkpoint.py", "genzoo/data.py"} <= set(found)
+    # The registry imports every model: adding one to the zoo must not rerun the others.
+    assert "genzoo/models/__init__.py" not in found and "genzoo/models/nade.py" not in found
+    assert all(len(value) == 16 for value in found.values())
+    jobs = run_settings(params(), "made", 0)
+    assert jobs["train"]["sources"] == found
+    assert "genzoo/train.py" not in jobs["evaluate"]["sources"]
+    assert "genzoo/evaluate.py" in jobs["evaluate"]["sources"]
+    assert "genzoo/sample.py" in jobs["sample"]["sources"]
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch):
+    """A copy of the genzoo sources that the digests read, to edit without touching the real ones."""
+    real = Path(genzoo.__file__).parent
+    copy_dir = tmp_path / "copy" / "genzoo"
+    shutil.copytree(real, copy_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(sources, "PACKAGE_DIR", copy_dir)
+    monkeypatch.setattr(settings_module, "PACKAGE_DIR", copy_dir)
+    monkeypatch.setattr(settings_module, "TEMPLATE", copy_dir / "templates" / "report.html.j2")
+    return copy_dir
+
+
+def test_editing_a_source_file_changes_the_settings_of_the_jobs_that_import_it(tmp_path, package_copy):
+    folder = tmp_path / "settings"
+    write_settings(params(), folder)
+    before = digests("train", "models.made")
+
+    with open(package_copy / "models" / "made.py", "a") as handle:
+        handle.write("\n# an edit\n")
+    after = digests("train", "models.made")
+    assert after["genzoo/models/made.py"] != before["genzoo/models/made.py"]
+    assert {key: value for key, value in after.items() if key != "genzoo/models/made.py"} == {
+        key: value for key, value in before.items() if key != "genzoo/models/made.py"}
+    assert write(params(), folder) == {
+        f"made/seed{seed}/{job}.json" for seed in (0, 1) for job in ("train", "evaluate", "sample")}
+
+    with open(package_copy / "train.py", "a") as handle:
+        handle.write("\n# an edit\n")
+    trains = {"made/seed0", "made/seed1", "nade/seed0", "vae/seed0", "vqvae/seed0",
+              "cond_gated_pixelcnn/seed0", "classifier/seed5"}
+    assert write(params(), folder) == (
+        {f"{run}/train.json" for run in trains} | {"vqvae/seed0/codes.json", "vqvae/seed0/prior.json"})
+
+    with open(package_copy / "templates" / "report.html.j2", "a") as handle:
+        handle.write("\n")
+    assert write(params(), folder) == {"report.json"}
