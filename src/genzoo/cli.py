@@ -7,7 +7,6 @@ and on bad input prints one line naming the problem and exits non-zero.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

@@ -28,6 +28,7 @@ Layout (``settings/``)::
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -43,11 +44,16 @@ SETTINGS_DIR = Path("settings")
 TEMPLATE = PACKAGE_DIR / "templates" / "report.html.j2"
 
 
+@functools.lru_cache(maxsize=None)
+def _digest(path: Path, mtime_ns: int) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 def digests(*modules: str, files: tuple[Path, ...] = ()) -> dict[str, str]:
     """SHA-256 (first 16 hex digits) of each package file the modules import, by its path in the
     package (``genzoo/models/vae.py``)."""
     paths = [*module_sources(*modules), *files]
-    return {str(path.relative_to(PACKAGE_DIR.parent)): hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return {str(path.relative_to(PACKAGE_DIR.parent)): _digest(path, path.stat().st_mtime_ns)
             for path in sorted(paths)}
 
 

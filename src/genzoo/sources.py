@@ -8,6 +8,7 @@ Editing ``models/made.py`` then reruns only MADE's stages; editing ``train.py`` 
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -21,7 +22,17 @@ def _module_file(dotted: str) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=None)
+def _imports_of(path: Path, mtime_ns: int) -> frozenset[str]:
+    return frozenset(_parse_imports(path))
+
+
 def _imports(path: Path) -> set[str]:
+    """genzoo modules imported by ``path`` (parsed once per version of the file)."""
+    return set(_imports_of(path, path.stat().st_mtime_ns))
+
+
+def _parse_imports(path: Path) -> set[str]:
     """genzoo modules imported by ``path``, as dotted names relative to the package."""
     package = path.relative_to(PACKAGE_DIR).parent.parts
     found = set()

@@ -353,14 +353,19 @@ class VQVAE(GenerativeModel):
             raise ValueError(f"models.vqvae.prior.kind must be one of {PRIOR_KINDS}, got {kind!r}")
         codes_dir = context.run_dir / "codes"
         config = build(TrainConfig, section["train"], where="models.vqvae.prior.train")
+        levels = code_levels(codes_dir / "train.npz")  # first: its error names the codes phase
         context.fit(kind, section["arch"], config, train_split=load_split(codes_dir / "train.npz"),
                     val_split=load_split(codes_dir / "val.npz"), out_dir=context.out_dir,
-                    variant="codes", levels=code_levels(codes_dir / "train.npz"),
-                    timings=context.timings, where="models.vqvae.prior.arch")
+                    variant="codes", levels=levels, timings=context.timings,
+                    where="models.vqvae.prior.arch")
 
     def load_phases(self, run_dir: Path, load: Callable[[Path], tuple[GenerativeModel, dict]]) -> None:
         """Attach the prior fitted by the ``prior`` phase."""
-        prior, payload = load(Path(run_dir) / "prior" / "model.pt")
+        path = Path(run_dir) / "prior" / "model.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"missing {path}: the VQ-VAE's prior phase writes it "
+                                    f"(the prior job) after its codes phase")
+        prior, payload = load(path)
         self.attach_prior(prior, model=payload["model"], epoch=payload["epoch"],
                           step=payload["step"])
 
