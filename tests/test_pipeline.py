@@ -315,19 +315,19 @@ def test_dvc_reruns_exactly_what_an_edit_affects(project, tmp_path):
 
     run(copy, "git", "add", "-A")
     run(copy, "git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "smoke")
-    ran_log = run(copy, "dvc", "exp", "run", "-S", "models.made.train.lr=0.002").stdout
+    ran_log = run(copy, "dvc", "exp", "run", "-S", "models.made.train.batch_size=40").stdout
     assert "Running stage 'model@made'" in ran_log and "Running stage 'model@nade'" not in ran_log
     table = json.loads(run(copy, "dvc", "exp", "show", "--json").stdout)
-    lrs, nlls = set(), set()
+    batch_sizes, nlls = set(), set()
     for commit in table:
         for experiment in [commit, *[e for group in commit.get("experiments") or [] for e in group["revs"]]]:
             data = (experiment.get("data") or {})
             params = data.get("params", {}).get("params.yaml", {}).get("data", {})
             made = data.get("metrics", {}).get("reports/metrics/made.json", {}).get("data", {})
             if params and made:
-                lrs.add(params["models"]["made"]["train"]["lr"])
+                batch_sizes.add(params["models"]["made"]["train"]["batch_size"])
                 nlls.add(made["test_nll_nats"])
-    assert lrs == {0.001, 0.002} and len(nlls) == 2  # both runs, side by side
+    assert batch_sizes == {50, 40} and len(nlls) == 2  # both runs, side by side
 
 
 def dry_run_jobs(project: Path, *targets: str) -> list[dict]:

@@ -88,7 +88,7 @@ def run_settings(params: dict[str, Any], name: str, seed: int) -> dict[str, dict
     jobs = {"train": {**common, "arch": section["arch"], "train": section["train"],
                       "eval_batch_size": evaluate["batch_size"],
                       "sources": digests("train", own)}}
-    for phase in cls.phases:
+    for phase in cls.phases:  # a phase with its own section builds the networks it names
         jobs[phase.name] = {**common, "phase": phase.name,
                             **({phase.section: section[phase.section]} if phase.section else {}),
                             **{key: evaluate[key] for key in phase.evaluate_keys},
