@@ -101,3 +101,78 @@ def test_cli_train_of_a_diverging_run_exits_1_with_one_error_line(tmp_path, proc
     assert line.startswith("genzoo train: error: made: diverged: validation NLL ")
     assert "after epoch 1 (step 5)" in line and "543.4 nats" in line and "lr (now 1e+06)" in line
     assert not (out / "model.pt").exists() and not (tmp_path / "timings.json").exists()
+
+
+# -- params files: YAML pitfalls and which file is wrong ------------------------------------------
+
+
+@pytest.mark.parametrize("text, where, problem", [
+    ("models:\n  made:\n    train: {lr: 0.001\n", "line 4, column 1",
+     "expected ',' or '}', but got '<stream end>' (while parsing a flow mapping that starts at line 3, column 12)"),
+    ("models:\n\tmade: {}\n", "line 2, column 1", "(YAML indents with spaces, not tabs)"),
+    ("models:\n  made:\n    train:\n      lr: 0.1\n     epochs: 2\n", "line 5, column 6",
+     "expected <block end>, but found '<block mapping start>'"),
+])
+def test_a_yaml_syntax_error_names_the_file_line_and_column(tmp_path, capsys, text, where, problem):
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    assert main(["validate", str(params)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"genzoo validate: error: {params}: {where}: not valid YAML: ")
+    assert problem in line
+
+
+@pytest.mark.parametrize("loader", ["genzoo", "yaml 1.1"])
+def test_exponent_floats_are_numbers_whoever_reads_the_file(tmp_path, loader):
+    """`1e-3` is a string to YAML 1.1 (PyYAML, and Snakemake, which reads params.yaml and every
+    --configfile itself): the schema would refuse it as "'1e-3' is not of type 'number'"."""
+    import yaml
+
+    from genzoo.config import read_params_file
+
+    text = "models:\n  made:\n    train: {lr: 1e-3, grad_clip: 5E-1, max_steps: 2e3, epochs: 3.0}\n"
+    (tmp_path / "params.yaml").write_text(text)
+    raw = read_params_file(tmp_path / "params.yaml") if loader == "genzoo" else yaml.safe_load(text)
+    train = validate_params(raw)["models"]["made"]["train"]
+    assert train["lr"] == 0.001 and train["grad_clip"] == 0.5
+    assert train["max_steps"] == 2000 and type(train["max_steps"]) is int  # integer keys get ints
+    assert train["epochs"] == 3 and type(train["epochs"]) is int
+    assert TrainConfig(**train).lr == 0.001
+
+
+@pytest.mark.parametrize("value, message", [
+    ("'1e-3x'", "models.made.train.lr: '1e-3x' is not of type 'number'"),
+    ("-1e-3", "models.made.train.lr: -0.001 is less than or equal to the minimum of 0"),
+])
+def test_what_is_no_number_is_still_refused(tmp_path, value, message):
+    from genzoo.config import ParamsError, load_params
+
+    (tmp_path / "params.yaml").write_text(f"models: {{made: {{train: {{lr: {value}}}}}}}\n")
+    with pytest.raises(ParamsError, match=f"^{tmp_path / 'params.yaml'}: {message}$".replace(".", r"\.")):
+        load_params(tmp_path / "params.yaml")
+    with pytest.raises(ParamsError, match=r"max_steps: 0\.001 is not of type 'integer', 'null'"):
+        validate_params({"models": {"made": {"train": {"max_steps": "1e-3"}}}})
+
+
+def test_an_error_names_the_file_that_sets_the_key(tmp_path, capsys):
+    """Several params files (as Snakemake's --configfile merges them): the message names the one
+    that holds the bad key, not the first file."""
+    (tmp_path / "params.yaml").write_text("models: {made: {train: {lr: 0.001}}}\n")
+    (tmp_path / "extra.yaml").write_text("models: {made: {arch: {hiden: 3}}}\n")
+    (tmp_path / "lr.yaml").write_text("models: {made: {train: {lr: -1}}}\n")
+    settings = ["settings", "--out-dir", str(tmp_path / "settings")]
+    files = {name: str(tmp_path / name) for name in ("params.yaml", "extra.yaml", "lr.yaml")}
+    assert main([*settings, files["params.yaml"], files["extra.yaml"]]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        f"genzoo settings: error: {files['extra.yaml']}: unknown key models.made.arch.hiden "
+        "(allowed: hidden, mask_seed, ordering)\n")
+    assert main([*settings, files["params.yaml"], files["lr.yaml"]]) == 2
+    assert one_line(capsys.readouterr().err).startswith(
+        f"genzoo settings: error: {files['lr.yaml']}: models.made.train.lr: -1 is less than")
+    assert main([*settings, files["lr.yaml"], files["params.yaml"]]) == 0  # the later file wins
+    capsys.readouterr()
+    (tmp_path / "settings").rename(tmp_path / "written")
+    assert main([*settings, files["params.yaml"], str(tmp_path / "missing.yaml")]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        f"genzoo settings: error: {tmp_path / 'missing.yaml'}: no such params file\n")
+    assert not (tmp_path / "settings").exists()
