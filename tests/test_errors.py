@@ -28,6 +28,28 @@ def one_line(text: str) -> str:
     return text
 
 
+# -- download: a damaged file on a mirror ----------------------------------------------------------
+
+
+def test_a_damaged_gzip_on_the_mirror_is_one_line_and_is_not_kept(tmp_path, mirror, monkeypatch, capsys):
+    """A flipped byte inside the deflate stream is a zlib.error (not BadGzipFile): it used to end
+    the download with a traceback."""
+    import shutil
+
+    monkeypatch.delenv("GENZOO_DATA_MIRROR", raising=False)
+    bad = tmp_path / "mirror"
+    shutil.copytree(mirror, bad)
+    payload = bytearray((bad / "train-labels-idx1-ubyte.gz").read_bytes())
+    payload[100] ^= 0xFF
+    (bad / "train-labels-idx1-ubyte.gz").write_bytes(bytes(payload))
+    assert main(["download", "--quiet", "--out-dir", str(tmp_path / "raw"), "--mirror", str(bad)]) == 1
+    assert one_line(capsys.readouterr().err) == (
+        f"genzoo download: error: could not get train-labels-idx1-ubyte.gz; tried: {bad} (truncated "
+        "or corrupt gzip (Error -3 while decompressing data: invalid distance too far back))\n")
+    assert not (tmp_path / "raw/train-labels-idx1-ubyte.gz").exists()
+    assert not list((tmp_path / "raw").glob(".*tmp"))
+
+
 # -- divergence: a validation NLL worse than a model that learned nothing ------------------------
 
 
