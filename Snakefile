@@ -8,9 +8,7 @@
 # calls the one CLI, `python -m genzoo <command>`, with explicit input and output paths and its
 # job's settings file (settings/..., written when this file is read; see src/genzoo/settings.py).
 
-configfile: "params.yaml"
-
-
+# params.yaml (and any --configfile, merged over it) is read and validated by common.smk.
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import functools
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -28,6 +29,25 @@ T = TypeVar("T")
 
 class ParamsError(ValueError):
     """params.yaml (or a section passed on the command line) does not match the schema."""
+
+
+# YAML 1.1, which PyYAML implements, reads a float only with a dot and a signed exponent: `1e-3`
+# and `1e4` are strings there, and the schema would refuse "'1e-3' is not of type 'number'". Both
+# ways into the config accept them as the numbers they look like: ParamsLoader reads them as floats
+# (genzoo's own reading of params files), and validate_params converts number-like strings at the
+# keys the schema types as numbers (Snakemake reads params.yaml and --configfile files itself,
+# with its own YAML loader, before genzoo sees them).
+_NUMBER = re.compile(r"[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?")
+
+
+class ParamsLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads `1e-3`, `2E5`, `1.5e3` as floats (YAML 1.2 does)."""
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
 
 
 @dataclass
@@ -166,29 +186,89 @@ def _with_defaults(validator_class):
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
+def _unknown_keys(error: jsonschema.ValidationError) -> list[str]:
+    return sorted(set(error.instance) - set(error.schema.get("properties", {})))
+
+
 def _key_path(error: jsonschema.ValidationError) -> str:
     path = ".".join(str(part) for part in error.absolute_path)
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        unknown = ", ".join(f"{path + '.' if path else ''}{key}" for key in extra)
+        unknown = ", ".join(f"{path + '.' if path else ''}{key}" for key in _unknown_keys(error))
         known = ", ".join(sorted(error.schema.get("properties", {})))
         return f"unknown key {unknown} (allowed: {known})"
     return f"{path or '<top level>'}: {error.message}"
 
 
-def validate_params(params: dict[str, Any] | None, *, source: str = "params.yaml") -> dict[str, Any]:
-    """Return a validated copy of ``params`` with every default filled in.
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its local ``$ref`` (#/$defs/...) merged in."""
+    if "$ref" not in schema:
+        return schema
+    target: Any = root
+    for part in schema["$ref"].removeprefix("#/").split("/"):
+        target = target[part]
+    return {**_resolve(target, root), **{k: v for k, v in schema.items() if k != "$ref"}}
+
+
+def _coerce_numbers(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    """``value`` with number-like strings (``'1e-3'``, which YAML 1.1 loaders leave as strings)
+    turned into numbers where the schema wants a number or an integer, and integral floats
+    (``1e4``) into ints where it wants an integer. Anything else is left for the schema to judge."""
+    schema = _resolve(schema, root)
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        return {key: _coerce_numbers(item, properties[key], root) if key in properties else item
+                for key, item in value.items()}
+    if isinstance(value, list):
+        items = schema.get("items")
+        return [_coerce_numbers(item, items, root) for item in value] if items else value
+    types_ = schema.get("type", [])
+    types_ = {types_} if isinstance(types_, str) else set(types_)
+    if isinstance(value, str) and types_ & {"number", "integer"} and _NUMBER.fullmatch(value.strip()):
+        value = float(value.strip().replace("_", ""))
+    if (isinstance(value, float) and value.is_integer() and "integer" in types_
+            and "number" not in types_):
+        return int(value)
+    return value
+
+
+def _contains(mapping: Any, path: list[Any]) -> bool:
+    for part in path:
+        if not isinstance(mapping, dict) or part not in mapping:
+            return False
+        mapping = mapping[part]
+    return True
+
+
+def _blame(error: jsonschema.ValidationError, layers: list[tuple[str, Any]], source: str) -> str:
+    """The file(s) to name for ``error``: those setting an unknown key, or the last one setting
+    an offending value (later files win, as with --configfile); ``source`` when none does."""
+    path = list(error.absolute_path)
+    if error.validator == "additionalProperties":
+        labels = [label for label, layer in layers
+                  if any(_contains(layer, [*path, key]) for key in _unknown_keys(error))]
+    else:
+        labels = [label for label, layer in layers if _contains(layer, path)][-1:]
+    return " + ".join(labels) if labels else source
+
+
+def validate_params(params: dict[str, Any] | None, *, source: str = "params.yaml",
+                    layers: list[tuple[str, Any]] | None = None) -> dict[str, Any]:
+    """Return a validated copy of ``params`` with every default filled in (and number-like
+    strings such as ``'1e-3'`` read as numbers where the schema wants one).
+
+    ``layers``: the (name, content) of each file (or ``--config``) merged into ``params``, in
+    order, so that an error names the file that sets the offending key, not just ``source``.
 
     Raises:
         ParamsError: one line naming the file and the offending key.
     """
-    filled = copy.deepcopy(params) if params is not None else {}
-    if not isinstance(filled, dict):
+    if params is not None and not isinstance(params, dict):
         raise ParamsError(f"{source}: the top level must be a mapping")
+    filled = _coerce_numbers(copy.deepcopy(params or {}), _schema(), _schema())
     validator = _Validator(_schema())  # the validator never edits its schema
     error = jsonschema.exceptions.best_match(validator.iter_errors(filled))
     if error is not None:
-        raise ParamsError(f"{source}: {_key_path(error)}")
+        raise ParamsError(f"{_blame(error, layers or [], source)}: {_key_path(error)}")
     _fill_seeds(filled)
     return filled
 
@@ -200,17 +280,37 @@ def _fill_seeds(params: dict[str, Any]) -> None:
         section.setdefault("seeds", list(params["seeds"]))
 
 
-def _read_yaml(path: Path) -> Any:
+def yaml_error(where: str, error: yaml.YAMLError) -> str:
+    """One line: the file, the line and column of a YAML syntax error, and what is wrong there."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context, started = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context and started is not None and (mark is None or started.line != mark.line):
+        problem += f" ({context} that starts at line {started.line + 1}, column {started.column + 1})"
+    if "'\\t'" in problem:
+        problem += " (YAML indents with spaces, not tabs)"
+    return f"{where}: {at}not valid YAML: {problem}"
+
+
+def read_params_file(path: str | Path) -> Any:
+    """A params file's content (ParamsLoader: `1e-3` is a float), unvalidated.
+
+    Raises:
+        ParamsError: the file is missing or not valid YAML (naming its line and column).
+    """
+    path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: no such params file")
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(), Loader=ParamsLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
-        raise ParamsError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        raise ParamsError(yaml_error(str(path), error)) from None
+
 
 
 def load_params(path: str | Path) -> dict[str, Any]:
-    return validate_params(_read_yaml(Path(path)), source=str(path))
+    return validate_params(read_params_file(path), source=str(path))
 
 
 def build(cls: type[T], values: dict[str, Any] | None, *, where: str) -> T:
@@ -245,8 +345,12 @@ def merge_into(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge_params(paths: list[Path]) -> dict[str, Any]:
-    """Several params files, later ones merged over earlier ones, validated."""
+    """Several params files, later ones merged over earlier ones, validated; an error names the
+    file that sets the offending key."""
+    layers = [(str(path), read_params_file(path)) for path in paths]
     merged: dict[str, Any] = {}
-    for path in paths:
-        merged = merge_into(merged, _read_yaml(Path(path)))
-    return validate_params(merged, source=" + ".join(str(path) for path in paths))
+    for label, layer in layers:
+        if not isinstance(layer, dict):
+            raise ParamsError(f"{label}: the top level must be a mapping")
+        merged = merge_into(merged, layer)
+    return validate_params(merged, source=" + ".join(label for label, _ in layers), layers=layers)

@@ -22,6 +22,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def _check(filename: str, payload: bytes) -> None:
     stem = filename.removesuffix(".gz")
     try:
         content = gzip.decompress(payload)
-    except (EOFError, gzip.BadGzipFile, OSError) as error:
+    except (EOFError, gzip.BadGzipFile, OSError, zlib.error) as error:  # zlib: a damaged stream
         raise DataError(f"truncated or corrupt gzip ({error})") from None
     digest = hashlib.md5(content).hexdigest()
     if digest != MNIST_MD5[stem]:

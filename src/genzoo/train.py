@@ -36,7 +36,7 @@ from tqdm import tqdm
 from . import checkpoint
 from .config import TrainConfig
 from .data import Split, atomic_write_bytes, epoch_batches, levels_of
-from .models import PhaseContext, Trainable, build_model
+from .models import JUDGE, PhaseContext, Trainable, build_model
 from .models.scoring import per_image_nll
 
 INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again", the resume checkpoint is on disk
@@ -44,7 +44,8 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss)."""
+    """Training cannot go on: a non-finite loss, or a validation NLL worse than a model that
+    learned nothing (``Trainable.trivial_nll``) after an epoch: it diverged."""
 
 
 class Interrupted(RuntimeError):
@@ -134,6 +135,10 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.state = Progress()
         self.best: dict[str, Any] | None = None  # model + optimizer state at the best epoch
+        # The params section of this training, for messages: models.<name>.train, the judge's
+        # classifier.train, models.vqvae.prior.train for a network trained in a model's phase.
+        self.train_key = (where.removesuffix(".arch") if where else
+                          JUDGE if name == JUDGE else f"models.{name}") + ".train"
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -189,8 +194,7 @@ class Trainer:
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"{self.name}: non-finite loss ({loss.item()}) at step {self.state.step + 1}, "
-                f"epoch {self.state.epoch + 1}; try a lower models.{self.name}.train.lr "
-                f"(now {self.config.lr}) or set grad_clip")
+                f"epoch {self.state.epoch + 1}; {self._advice()}")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip is not None:
@@ -231,6 +235,31 @@ class Trainer:
         state.epoch_seconds += elapsed
         state.seconds += elapsed
 
+    def _advice(self) -> str:
+        return (f"try a lower {self.train_key}.lr (now {self.config.lr:g}) or set "
+                f"{self.train_key}.grad_clip" + (f" (now {self.config.grad_clip:g})"
+                                                if self.config.grad_clip is not None else ""))
+
+    def _judge(self, val_nll: float) -> None:
+        """Stop a run that diverged, before it writes anything (so no model.pt, and the evaluate
+        stage never scores it). The bar is the validation NLL of a model that learned nothing
+        (``trivial_nll``: uniform over the levels; the classifier: over the classes). After the
+        first epoch a run must beat it. The first epoch only has to stay below twice that value:
+        a network at its initialisation sits near (a few percent above) the uniform model, and a
+        short first epoch (a smoke test's few steps, a test on noise) may end there; anything
+        worse than twice it is the optimizer blowing up, not a model still warming up."""
+        trivial = self.model.trivial_nll()
+        first = self.state.epoch == 0
+        bar = 2 * trivial if first else trivial
+        if math.isfinite(val_nll) and val_nll <= bar:
+            return
+        worse = (f"more than twice the {trivial:.1f} nats" if first else
+                 f"worse than the {trivial:.1f} nats")
+        raise TrainingError(
+            f"{self.name}: diverged: validation NLL {val_nll:.6g} nats after epoch "
+            f"{self.state.epoch + 1} (step {self.state.step}) is {worse} of a model that learned "
+            f"nothing (uniform); {self._advice()}")
+
     def _end_epoch(self) -> None:
         state = self.state
         val_nll = per_image_nll(self.model, self.val_split.images(self.variant),
@@ -245,6 +274,7 @@ class Trainer:
             self.best = self._snapshot()
         self.log(f"{self.name} epoch {record['epoch']}/{self.config.epochs}: train "
                  f"{record['train_loss']:.3f}, val {val_nll:.3f} nats ({record['seconds']:.1f} s)")
+        self._judge(val_nll)
         state.epoch += 1
         state.batch_in_epoch, state.loss_sum, state.epoch_seconds = 0, 0.0, 0.0
 

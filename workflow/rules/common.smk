@@ -3,6 +3,7 @@
 # its class in genzoo.models.
 
 import atexit
+import os
 import shlex
 import sys
 from functools import partial
@@ -14,14 +15,62 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}; ")
 
-from genzoo.config import ParamsError, validate_params
+from genzoo.config import ParamsError, read_params_file, validate_params
 from genzoo.data import RAW_FILES, SPLITS
 from genzoo.models import JUDGE, model_class
 from genzoo.settings import seeds_of, trained, write_settings
 from genzoo.settings import undo as undo_settings
 
+PARAMS = "params.yaml"
+OUTPUT_DIRS = ("data", "reports", "logs", "settings", ".snakemake")  # what the pipeline writes
+
+
+def shown(path):
+    """A path as the user would type it: relative to the project when inside it."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def config_layers():
+    """(name, content) of what the config merges, in order: params.yaml, each --configfile (the
+    SLURM profile's too), and --config; so an error names the file that holds the bad key.
+
+    Snakemake has read (and merged) every --configfile before this file runs: one that does not
+    exist or is not YAML fails in Snakemake itself. What reaches here is checked for what the
+    swallowed-target mistake leaves: `--configfile A reports/all.html` takes the target as a second
+    config file (the option takes every path after it)."""
+    files = [shown(path) for path in workflow.overwrite_configfiles]
+    targets = [name for name in files if Path(name).suffix not in (".yaml", ".yml", ".json")
+               or Path(name).parts[0] in OUTPUT_DIRS]
+    if targets:
+        given, wanted = " ".join(name for name in files if name not in targets) or "FILE", " ".join(targets)
+        raise WorkflowError(
+            f"--configfile {wanted}: not a params file; meant as the target? --configfile takes "
+            f"every path after it: put the target first (snakemake --cores all {wanted} "
+            f"--configfile {given}) or end the files with -- (snakemake --cores all --configfile "
+            f"{given} -- {wanted})")
+    replaced = workflow.config_settings.replace_workflow_config  # params.yaml discarded
+    layers = [(PARAMS, read_params_file(PARAMS))] if os.path.exists(PARAMS) and not replaced else []
+    layers += [(name, read_params_file(name)) for name in files]
+    if workflow.config_settings.config:
+        layers.append(("--config", dict(workflow.config_settings.config)))
+    return layers
+
+
+# params.yaml is read here, not with Snakemake's loader first: a YAML syntax error then names the
+# file, line and column (Snakemake only says "Config file is not valid JSON or YAML").
 try:
-    config.update(validate_params(config, source="params.yaml"))
+    _LAYERS = config_layers()
+except ParamsError as error:
+    raise WorkflowError(str(error)) from None
+
+
+configfile: PARAMS
+
+
+try:
+    config.update(validate_params(config, source=" + ".join(name for name, _ in _LAYERS) or PARAMS,
+                                  layers=_LAYERS))
 except ParamsError as error:
     raise WorkflowError(str(error)) from None
 

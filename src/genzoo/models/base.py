@@ -26,6 +26,7 @@ Images are float tensors of shape (B, C, H, W) holding integer levels: {0, 1} fo
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -125,6 +126,13 @@ class Trainable(nn.Module):
     def validation_nll(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Per-example NLL in nats, (B,), that picks the best epoch (lower is better)."""
         raise NotImplementedError
+
+    def trivial_nll(self) -> float:
+        """The validation NLL (nats per example) of a model that learned nothing: uniform over
+        the ``levels`` of every pixel, ``num_pixels * ln(levels)`` (784 ln 2 = 543.4 nats on
+        binarized MNIST; 49 ln K for a prior over a 7x7 grid of K codes). The trainer stops a run
+        whose validation NLL is worse after an epoch: it diverged (or learned nothing)."""
+        return self.num_pixels * math.log(self.levels)
 
     def score(self, test: Split, settings: ScoreSettings, *, variant: str,
               generator: torch.Generator, judge: Trainable | None = None) -> dict[str, Any]:

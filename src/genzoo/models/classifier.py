@@ -10,6 +10,7 @@ max-pooling, dropout-free, a 128-unit hidden layer (the feature layer) and 10 lo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -58,6 +59,10 @@ class Classifier(Trainable):
         if y is None:
             raise ValueError("the classifier needs labels")
         return F.cross_entropy(self(x), y.long(), reduction="none")
+
+    def trivial_nll(self) -> float:
+        """-log p(y | x) of a uniform guess over the classes: ln 10 = 2.303 nats for digits."""
+        return math.log(self.num_classes)
 
     @torch.no_grad()
     def predict(self, x: Tensor, batch_size: int = 1000) -> Tensor:
