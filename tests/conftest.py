@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,26 @@ def local_mirror() -> Path:
         pytest.exit(f"no MNIST mirror at {path}: set GENZOO_DATA_MIRROR to a folder with the "
                     "four MNIST .gz files", returncode=3)
     return path
+
+
+PROJECT_FILES = ("Snakefile", "workflow", "src", "profiles", "slurm", "params-paper.yaml", "dvc.yaml")
+
+
+def make_project(root: Path) -> Path:
+    """The project as a user has it (symbolic links kept: ./profiles -> workflow/profiles, so
+    Snakemake reads the workflow profile; ./slurm), with the smoke config as its params.yaml."""
+    root.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in PROJECT_FILES:
+        source = REPO / name
+        if source.is_symlink():
+            os.symlink(os.readlink(source), root / name)
+        elif source.is_dir():
+            shutil.copytree(source, root / name, symlinks=True, ignore=ignore)
+        else:
+            shutil.copy2(source, root / name)
+    shutil.copy2(REPO / "tests/smoke/params.yaml", root / "params.yaml")
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -8,37 +8,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, local_mirror
+from conftest import local_mirror, make_project
 
 pytestmark = pytest.mark.pipeline
 
 MADE = "arch: {hidden: [16]}\n    train: {epochs: 1, max_steps: 5, batch_size: 50}"  # the smoke config's
 MODEL = "data/models/made/seed0/model.pt"
 METRICS = "reports/metrics/made/seed0.json"
-
-
-def make_project(root: Path) -> Path:
-    """The project as a user has it (symbolic links kept: ./profiles -> workflow/profiles, so
-    Snakemake reads the workflow profile), with the smoke config as its params.yaml."""
-    root.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for name in ("Snakefile", "workflow", "src", "profiles", "slurm", "params-paper.yaml"):
-        source = REPO / name
-        if source.is_symlink():
-            os.symlink(os.readlink(source), root / name)
-        elif source.is_dir():
-            shutil.copytree(source, root / name, symlinks=True, ignore=ignore)
-        else:
-            shutil.copy2(source, root / name)
-    shutil.copy2(REPO / "tests/smoke/params.yaml", root / "params.yaml")
-    return root
 
 
 def snakemake(project: Path, *args: str) -> subprocess.CompletedProcess:

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,19 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, local_mirror
+from conftest import local_mirror, make_project
 
 pytestmark = pytest.mark.pipeline
-PROJECT_FILES = ["Snakefile", "workflow", "src", "dvc.yaml"]
-
-
-def make_project(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        source = REPO / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
-    shutil.copy(REPO / "tests/smoke/params.yaml", root / "params.yaml")
-    return root
 
 
 def environment() -> dict[str, str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, local_mirror
+from conftest import REPO, local_mirror, make_project
 
 pytestmark = [pytest.mark.slurm, pytest.mark.pipeline]
 
@@ -81,19 +81,6 @@ def slurm_cluster():
         yield
     finally:
         subprocess.run([str(SLURM_SH), "stop"], capture_output=True)
-
-
-def make_project(root: Path) -> Path:
-    """A copy of the project with the smoke config as its params.yaml."""
-    root.mkdir(parents=True)
-    shutil.copy2(REPO / "Snakefile", root)
-    shutil.copytree(REPO / "workflow", root / "workflow", symlinks=True)
-    shutil.copytree(REPO / "src", root / "src", symlinks=True,
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copy2(REPO / "params-paper.yaml", root)
-    shutil.copy2(REPO / "tests" / "smoke" / "params.yaml", root / "params.yaml")
-    os.symlink("workflow/profiles/slurm", root / "slurm")
-    return root
 
 
 def env_for(root: Path) -> dict[str, str]:
