@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -40,6 +41,18 @@ def make_project(root: Path) -> Path:
             shutil.copy2(source, root / name)
     shutil.copy2(REPO / "tests/smoke/params.yaml", root / "params.yaml")
     return root
+
+
+@contextlib.contextmanager
+def edited(path: Path, old: str, new: str):
+    """`path` with its first `old` replaced by `new` inside the block, as it was after it."""
+    original = path.read_text()
+    assert old in original, f"{old!r} not in {path}"
+    path.write_text(original.replace(old, new, 1))
+    try:
+        yield
+    finally:
+        path.write_text(original)
 
 
 @pytest.fixture(scope="session")

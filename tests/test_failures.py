@@ -5,7 +5,6 @@ needs. The same faults without Snakemake: tests/test_errors.py."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import local_mirror, make_project
+from conftest import edited, local_mirror, make_project
 
 pytestmark = pytest.mark.pipeline
 
@@ -30,17 +29,6 @@ def snakemake(project: Path, *args: str) -> subprocess.CompletedProcess:
                             capture_output=True, text=True)
     result.output = result.stdout + result.stderr
     return result
-
-
-@contextlib.contextmanager
-def edited(path: Path, old: str, new: str):
-    original = path.read_text()
-    assert old in original, f"{old!r} not in {path}"
-    path.write_text(original.replace(old, new, 1))
-    try:
-        yield
-    finally:
-        path.write_text(original)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import local_mirror, make_project
+from conftest import edited, local_mirror, make_project
 
 pytestmark = pytest.mark.pipeline
 
@@ -56,23 +55,6 @@ def planned_jobs(project: Path, *args: str) -> set[tuple[str, str, str]]:
 def run_jobs(model: str, *seeds: int, rules=("train", "evaluate", "sample")) -> set[tuple[str, str, str]]:
     """The jobs of `model`'s runs with `seeds`, and its summary."""
     return {(rule, model, str(seed)) for rule in rules for seed in seeds} | {("summarize", model, "")}
-
-
-def edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new, 1))
-
-
-@contextlib.contextmanager
-def edited(path: Path, old: str, new: str):
-    """`path` with its first `old` replaced by `new` inside the block, as it was after it."""
-    original = path.read_text()
-    edit(path, old, new)
-    try:
-        yield
-    finally:
-        path.write_text(original)
 
 
 @pytest.fixture(scope="module")
