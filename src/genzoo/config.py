@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import json
 import re
 import types
 import typing
@@ -321,16 +320,6 @@ def build(cls: type[T], values: dict[str, Any] | None, *, where: str) -> T:
     if unknown:
         raise ParamsError(f"{where}: unknown key {', '.join(unknown)} (allowed: {', '.join(sorted(known))})")
     return cls(**values)
-
-
-def parse_json_arg(text: str, *, what: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ParamsError(f"{what}: not valid JSON ({error})") from None
-    if not isinstance(value, dict):
-        raise ParamsError(f"{what}: expected a JSON object")
-    return value
 
 
 def merge_into(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -39,14 +39,20 @@ def class_labels(per_class: int, device) -> torch.Tensor:
     return torch.arange(NUM_DIGITS, device=device).repeat_interleave(per_class)
 
 
+def grid_layout(model, *, n: int, nrow: int) -> tuple[int, torch.Tensor | None, int]:
+    """(count, labels or None, row length) of a model's sample grid: a conditional model draws a
+    10 x 10 grid whose row d shows the digit d."""
+    if model.conditional:
+        labels = class_labels(NUM_DIGITS, model.device)
+        return len(labels), labels, NUM_DIGITS
+    return n, None, nrow
+
+
 def sample_grid(model, *, n: int, nrow: int, generator: torch.Generator) -> Figures:
-    """``samples.png`` and the samples as levels (uint8); a conditional model draws a 10 x 10
-    grid whose row d shows the digit d (its labels go into the arrays too)."""
-    labels = class_labels(NUM_DIGITS, model.device) if model.conditional else None
-    if labels is not None:
-        images, nrow = model.sample(len(labels), y=labels, generator=generator), NUM_DIGITS
-    else:
-        images = model.sample(n, generator=generator)
+    """``samples.png`` and the samples as levels (uint8), laid out by ``grid_layout`` (a
+    conditional model's labels go into the arrays too)."""
+    n, labels, nrow = grid_layout(model, n=n, nrow=nrow)
+    images = model.sample(n, y=labels, generator=generator)  # (n, C, H, W) levels
     figures = Figures(arrays={"samples": images.cpu().numpy().astype(np.uint8)},
                       pngs={"samples.png": grid_png(images / (model.levels - 1), nrow=nrow)})
     if labels is not None:

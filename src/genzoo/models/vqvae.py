@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from ..config import TrainConfig, build, config_schema, knob
 from ..data import SPLITS, DataError, Split, fixed_binarization, load_split, save_npz
 from .base import GenerativeModel, Phase, PhaseContext, ScoreSettings, draw_levels, pixel_log_prob
-from .figures import NUM_DIGITS, Figures, class_labels, grid_png
+from .figures import Figures, grid_layout, grid_png
 from .gated_pixelcnn import GatedPixelCNNConfig
 from .scoring import bits_per_dim, per_image_nll
 
@@ -453,10 +453,8 @@ class VQVAE(GenerativeModel):
         """Samples through the prior (a 10 x 10 grid, row d = digit d, with a conditional prior)
         and ``reconstructions.png``: rows of test images, each followed by their decoded codes."""
         figures = Figures()
-        labels = None
-        if self.conditional:
-            labels, nrow = class_labels(NUM_DIGITS, self.device), NUM_DIGITS
-            n = len(labels)
+        n, labels, nrow = grid_layout(self, n=n, nrow=nrow)
+        if labels is not None:
             figures.arrays["labels"] = labels.cpu().numpy()
         codes, images = self.draw(n, y=labels, generator=generator)
         figures.arrays["codes"] = codes.squeeze(1).cpu().numpy().astype(np.int16)
