@@ -214,26 +214,29 @@ def test_failing_job_fails_the_run(prepared):
     assert job["state"] == "FAILED"
 
 
-def test_cancelled_job_fails_the_run(prepared):
-    # A training that would take minutes: cancel it once it runs.
-    # (An overlay config file: --config KEY=VALUE turns nested numbers into strings.)
-    (prepared / "slow.yaml").write_text(
-        "models: {made: {train: {epochs: 50, max_steps: 100000, batch_size: 50}}}\n")
-    run = slurm_run(prepared, "data/models/made/seed0/model.pt", "--retries", "0",
-                    "--configfile", "params.yaml", "slow.yaml", background=True)
+def slow_training(root: Path, epochs: int = 50) -> list[str]:
+    """Arguments that make MADE's training take a while (50 epochs: minutes; 6: about 30 s).
+    An overlay config file: --config KEY=VALUE turns nested numbers into strings."""
+    (root / "slow.yaml").write_text(
+        f"models: {{made: {{train: {{epochs: {epochs}, max_steps: 100000, batch_size: 50}}}}}}\n")
+    return ["--configfile", "params.yaml", "slow.yaml"]
+
+
+def when_training(root: Path, run, act) -> None:
+    """Call act(job id) once the train job runs and its trainer handles signals; wait for the run."""
     try:
         deadline = time.monotonic() + 180
         while True:
             if run.poll() is not None:
-                pytest.fail(f"snakemake ended before the cancel:\n{output_of(prepared)[-5000:]}")
+                pytest.fail(f"snakemake ended too early:\n{output_of(root)[-5000:]}")
             if time.monotonic() > deadline:
                 pytest.fail("the train job did not start training within 180 s")
-            running = [job for job in our_jobs(prepared) if job["state"] == "RUNNING"]
-            log = prepared / "logs/train/made/seed0.log"
-            # The trainer prints "training made" once SIGTERM is handled (imports take a while).
+            running = [job for job in our_jobs(root) if job["state"] == "RUNNING"]
+            log = root / "logs/train/made/seed0.log"
+            # The trainer prints "training made" once the stop signals are handled.
             if running and log.exists() and "training made" in log.read_text():
                 time.sleep(3)
-                subprocess.run(["scancel", running[0]["id"]], check=True)
+                act(running[0]["id"])
                 break
             time.sleep(1)
         run.wait(timeout=RUN_TIMEOUT)
@@ -241,9 +244,61 @@ def test_cancelled_job_fails_the_run(prepared):
         if run.poll() is None:
             run.kill()
             run.wait()
-    run.stdout = output_of(prepared)
+    run.stdout = output_of(root)
+
+
+def test_cancelled_job_fails_the_run(prepared):
+    # The profile's own retries: a job the user cancels must not be resubmitted.
+    run = slurm_run(prepared, "data/models/made/seed0/model.pt", *slow_training(prepared),
+                    background=True)
+    when_training(prepared, run, lambda job: subprocess.run(["scancel", job], check=True))
     assert_failed_cleanly(run, prepared, "made")
+    assert len(our_jobs(prepared)) == 1, our_jobs(prepared)  # never resubmitted
     assert "SLURM status is: 'CANCELLED'" in run.stdout
     # SLURM's SIGTERM reached the trainer, which saved its state for a rerun.
     assert "stopped by signal SIGTERM" in (prepared / "logs/train/made/seed0.log").read_text()
     assert (prepared / "data/models/made/seed0/resume.pt").is_file()
+
+
+def test_time_limit_warning_requeues_the_job_which_resumes(prepared):
+    # What the profile's --signal=USR1@120 does 120 s before the time limit, sent now.
+    run = slurm_run(prepared, "data/models/made/seed0/model.pt", *slow_training(prepared, 6),
+                    background=True)
+    when_training(prepared, run, lambda job: subprocess.run(["scancel", "--signal=USR1", job],
+                                                           check=True))
+    assert run.returncode == 0, run.stdout[-5000:]
+    [job] = our_jobs(prepared)  # one job ID: SLURM ran it again, no resubmission
+    assert job["state"] == "COMPLETED"
+    restarts = subprocess.run(["scontrol", "show", "job", job["id"]], capture_output=True,
+                              text=True).stdout
+    assert "Restarts=1" in restarts, restarts
+    log = (prepared / "logs/train/made/seed0.log").read_text()
+    assert f"saved when SIGUSR1 stopped SLURM job {job['id']}" in log, log
+    assert (prepared / "data/models/made/seed0/model.pt").is_file()
+    assert not (prepared / "data/models/made/seed0/resume.pt").exists()
+
+
+def test_a_job_cancelled_while_pending_shows_no_stale_log(prepared):
+    old_log = prepared / "logs/train/made/seed0.log"
+    old_log.parent.mkdir(parents=True)
+    old_log.write_text("made: best validation NLL 100.0 nats (a run that succeeded earlier)\n")
+    # The job cannot start for an hour: cancel it while it pends.
+    run = slurm_run(prepared, "data/models/made/seed0/model.pt", "--set-resources",
+                    "train:slurm_extra='--begin=now+3600'", background=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not [job for job in our_jobs(prepared) if job["state"] == "PENDING"]:
+            assert run.poll() is None, output_of(prepared)[-5000:]
+            assert time.monotonic() < deadline, "the train job was not submitted within 120 s"
+            time.sleep(1)
+        [job] = our_jobs(prepared)
+        subprocess.run(["scancel", job["id"]], check=True)
+        run.wait(timeout=RUN_TIMEOUT)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    out = output_of(prepared)
+    assert run.returncode not in (0, 124, 137), out[-5000:]
+    assert "SLURM status is: 'CANCELLED'" in out, out[-5000:]
+    assert "succeeded earlier" not in out and not old_log.exists(), out[-5000:]

@@ -7,7 +7,11 @@ and on bad input prints one line naming the problem and exits non-zero.
 from __future__ import annotations
 
 import argparse
+import os
+import socket
+import stat
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -231,16 +235,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def writes_to_a_file(stream) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (AttributeError, OSError, ValueError):  # a captured stream has no file descriptor
+        return False
+
+
+def attempt_stamp(command: str, environ=os.environ) -> str:
+    """The first line of a log: when, where and in which SLURM job the command ran, so a log
+    is never mistaken for another attempt's (the workflow also deletes the logs of the jobs a run
+    is about to start: a job cancelled before its command ran has no log, not an old one)."""
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    slurm = f", SLURM job {environ['SLURM_JOB_ID']}" if environ.get("SLURM_JOB_ID") else ""
+    return f"genzoo {command}: started {when} on {socket.gethostname()}{slurm}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if writes_to_a_file(sys.stderr):
+        print(attempt_stamp(args.command), file=sys.stderr, flush=True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    from .train import INTERRUPTED_EXIT_CODE, Interrupted, TrainingError
+    from .train import INTERRUPTED_EXIT_CODE, Interrupted, TrainingError, requeue_slurm_job
 
     try:
         return args.func(args)
     except Interrupted as stop:
-        print(f"genzoo {args.command}: {stop}", file=sys.stderr)
+        print(f"genzoo {args.command}: {stop}", file=sys.stderr, flush=True)
+        requeued = requeue_slurm_job(stop)
+        if requeued:
+            print(f"genzoo {args.command}: {requeued}", file=sys.stderr, flush=True)
         return INTERRUPTED_EXIT_CODE
     except (ParamsError, DataError, TrainingError, FileNotFoundError, ValueError) as error:
         print(f"genzoo {args.command}: error: {error}", file=sys.stderr)

@@ -5,10 +5,12 @@ Reproducibility and preemption safety:
 * Everything random is seeded from ``seed``: initialisation, each epoch's order and dynamic
   binarization (``data.epoch_batches``) and the global RNG the models draw noise from.
 * A resume checkpoint (``resume.pt`` beside the outputs) is written every ``checkpoint_every``
-  steps, at each epoch's end, and when SIGTERM or SIGUSR1 arrives (what SLURM sends before a time
-  limit or preemption). Rerunning the same command resumes from it, mid-epoch included, and ends
-  with the same bytes as an uninterrupted run. It is ignored when the settings differ and removed
-  once training finishes.
+  steps, at each epoch's end, and when SIGTERM or SIGUSR1 arrives (SIGTERM: scancel, preemption,
+  a kill; SIGUSR1: the SLURM profile's warning that the time limit is near). Rerunning the same
+  command resumes from it, mid-epoch included, and ends with the same bytes as an uninterrupted
+  run. It is ignored when the settings differ and removed once training finishes.
+* Inside a SLURM job, SIGUSR1 also puts the job back in the queue (``requeue_slurm_job``): the
+  same job ID runs again and resumes, so a training longer than the time limit needs no retries.
 
 The outputs are ``model.pt`` (the best checkpoint) and ``history.json`` (the per-epoch losses),
 both the same bytes for the same seed on one machine, and the wall-clock times in a separate
@@ -22,7 +24,9 @@ import functools
 import hashlib
 import json
 import math
+import os
 import signal
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -51,6 +55,38 @@ class TrainingError(RuntimeError):
 class Interrupted(RuntimeError):
     """A stop signal arrived; the resume checkpoint has been written."""
 
+    def __init__(self, message: str, *, signal_number: int, progressed: bool):
+        super().__init__(message)
+        self.signal_number = signal_number
+        self.progressed = progressed  # steps were trained since this process started (or resumed)
+
+
+TIME_LIMIT_SIGNAL = signal.SIGUSR1  # the SLURM profile's `--signal=USR1@120`
+
+
+def requeue_slurm_job(stop: Interrupted, environ=os.environ, run=subprocess.run) -> str:
+    """After a time-limit warning inside a SLURM job, put the job back in the queue; return what
+    happened, for the log.
+
+    SLURM restarts a requeued job under the same job ID, so Snakemake keeps waiting for it, and
+    the command resumes from resume.pt. Only SIGUSR1 requeues: SIGTERM comes from scancel (the
+    user's cancel is final: the SLURM profile sets no retries) or from preemption (SLURM requeues
+    a preempted job itself: the profile's slurm-requeue). A job that trained nothing since it
+    started is not requeued: it would only reach its time limit again."""
+    job = environ.get("SLURM_JOB_ID")
+    if stop.signal_number != TIME_LIMIT_SIGNAL or not job:
+        return ""
+    if not stop.progressed:
+        return (f"not requeued: SLURM job {job} trained no step before its time limit; "
+                "raise its runtime in the profile (set-resources)")
+    try:
+        done = run(["scontrol", "requeue", job], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"could not requeue SLURM job {job}: {error}"
+    if done.returncode != 0:
+        return f"could not requeue SLURM job {job}: {done.stderr.strip() or done.returncode}"
+    return f"requeued SLURM job {job}: it resumes from the checkpoint when it runs again"
+
 
 def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
@@ -67,6 +103,7 @@ class Progress:
     step: int = 0  # optimizer steps so far
     loss_sum: float = 0.0  # training loss summed over this epoch's batches
     seconds: float = 0.0  # training wall-clock so far (not part of the model checkpoint)
+    validation_seconds: float = 0.0  # wall-clock of the validation passes so far
     epoch_seconds: float = 0.0  # wall-clock of the current epoch so far
     best_val: float = math.inf
     best_epoch: int = -1
@@ -134,6 +171,7 @@ class Trainer:
         ).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.state = Progress()
+        self.started_at_step = 0  # where this process began: a resumed run starts further on
         self.best: dict[str, Any] | None = None  # model + optimizer state at the best epoch
         # The params section of this training, for messages: models.<name>.train, the judge's
         # classifier.train, models.vqvae.prior.train for a network trained in a model's phase.
@@ -147,11 +185,12 @@ class Trainer:
         return copy.deepcopy({"model": self.model.state_dict(),
                               "optimizer": self.optimizer.state_dict()})
 
-    def save_resume(self) -> None:
+    def save_resume(self, why: str = "") -> None:
+        """`why`: said when a run resumes from it (a requeued SLURM job's log starts afresh)."""
         checkpoint.save(self.resume_path, {
             "format": checkpoint.FORMAT, "fingerprint": self.fingerprint,
             "progress": asdict(self.state), "current": self._snapshot(), "best": self.best,
-            "rng": _rng_state(),
+            "rng": _rng_state(), "why": why,
         })
 
     def try_resume(self) -> bool:
@@ -170,8 +209,9 @@ class Trainer:
         self.state = Progress(**payload["progress"])
         self.best = payload["best"]
         _set_rng_state(payload["rng"])
+        why = f", saved when {payload['why']}" if payload.get("why") else ""
         self.log(f"resuming {self.name} from epoch {self.state.epoch + 1}, "
-                 f"step {self.state.step} ({self.resume_path})")
+                 f"step {self.state.step} ({self.resume_path}{why})")
         return True
 
     def _final_checkpoint(self) -> dict[str, Any]:
@@ -185,8 +225,13 @@ class Trainer:
 
     # -- loop -------------------------------------------------------------------------------
 
-    def _budget_left(self) -> bool:
-        return self.config.max_steps is None or self.state.step < self.config.max_steps
+    def _budget_left(self, running: float = 0.0) -> bool:
+        """Steps and seconds left? `running`: seconds of training not yet added to the state."""
+        config, state = self.config, self.state
+        if config.max_steps is not None and state.step >= config.max_steps:
+            return False
+        spent = state.seconds + state.validation_seconds + running
+        return config.max_seconds is None or spent < config.max_seconds
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         self.model.train()
@@ -217,16 +262,14 @@ class Trainer:
             state.batch_in_epoch += 1
             state.step += 1
             bar.set_postfix(loss=f"{state.loss_sum / state.batch_in_epoch:.2f}")
-            if stop or state.step % config.checkpoint_every == 0 or not self._budget_left():
+            if (stop or state.step % config.checkpoint_every == 0
+                    or not self._budget_left(time.perf_counter() - started)):
                 now = time.perf_counter()
                 state.epoch_seconds += now - started
                 state.seconds += now - started
                 started = now
                 if stop:
-                    self.save_resume()
-                    raise Interrupted(
-                        f"{self.name}: stopped by signal {signal.Signals(stop[0]).name} at step "
-                        f"{state.step}; resume checkpoint {self.resume_path}: rerun to continue")
+                    self._stop(stop[0])
                 if not self._budget_left():
                     break
                 self.save_resume()
@@ -262,9 +305,11 @@ class Trainer:
 
     def _end_epoch(self) -> None:
         state = self.state
+        started = time.perf_counter()
         val_nll = per_image_nll(self.model, self.val_split.images(self.variant),
                                 self.val_split.labels, batch_size=self.eval_batch_size,
                                 device=self.device).mean().item()
+        state.validation_seconds += time.perf_counter() - started
         record = {"epoch": state.epoch + 1, "step": state.step,
                   "train_loss": state.loss_sum / max(state.batch_in_epoch, 1),
                   "val_nll": val_nll, "seconds": state.epoch_seconds}
@@ -278,9 +323,20 @@ class Trainer:
         state.epoch += 1
         state.batch_in_epoch, state.loss_sum, state.epoch_seconds = 0, 0.0, 0.0
 
+    def _stop(self, signal_number: int) -> None:
+        """Save the resume checkpoint and end this process's training."""
+        job = os.environ.get("SLURM_JOB_ID")
+        self.save_resume(f"{signal.Signals(signal_number).name} stopped "
+                         + (f"SLURM job {job}" if job else f"process {os.getpid()}"))
+        raise Interrupted(
+            f"{self.name}: stopped by signal {signal.Signals(signal_number).name} at step "
+            f"{self.state.step}; resume checkpoint {self.resume_path}: rerun to continue",
+            signal_number=signal_number, progressed=self.state.step > self.started_at_step)
+
     def fit(self) -> dict[str, Any]:
         """Train to the end (resuming if possible); return the best checkpoint's payload."""
         self.try_resume()
+        self.started_at_step = self.state.step
         with stop_requests() as stop:
             # Printed once the stop signals are handled: from here on SIGTERM saves a checkpoint.
             self.log(f"training {self.name} on {self.device}: {self.model.num_parameters():,} "
@@ -289,9 +345,7 @@ class Trainer:
                 self._run_epoch(stop)
                 self._end_epoch()
                 if stop:
-                    self.save_resume()
-                    raise Interrupted(f"{self.name}: stopped by signal at the end of epoch "
-                                      f"{self.state.epoch}; rerun to continue")
+                    self._stop(stop[0])
                 if self.state.epoch < self.config.epochs and self._budget_left():
                     self.save_resume()
         return self._final_checkpoint()
@@ -311,7 +365,8 @@ class Trainer:
         state = self.state
         epochs = [record["seconds"] for record in state.history]
         return {"model": self.name, "seed": self.seed, "device": str(self.device),
-                "train_seconds": state.seconds, "epoch_seconds": epochs,
+                "train_seconds": state.seconds, "validation_seconds": state.validation_seconds,
+                "epoch_seconds": epochs,
                 "seconds_per_epoch": sum(epochs) / len(epochs) if epochs else None}
 
 

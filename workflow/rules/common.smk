@@ -84,8 +84,19 @@ _UNDO_SETTINGS = partial(undo_settings, _SETTINGS_CHANGES)
 atexit.register(_UNDO_SETTINGS)
 
 
+def remove_stale_logs():
+    """Delete the logs of the jobs this run is about to start. Snakemake deletes a job's log
+    only where the job starts (on a SLURM node, when its batch script runs), so a job cancelled
+    while it pended would show the log of the last run that succeeded as its failure's cause. Each
+    command's log begins with a line stamped with the time, host and SLURM job (genzoo.cli)."""
+    for job in workflow.dag.needrun_jobs():
+        for log in job.log:
+            Path(log).unlink(missing_ok=True)
+
+
 onstart:
     atexit.unregister(_UNDO_SETTINGS)
+    remove_stale_logs()
 
 
 MODELS = list(config["models"])  # the zoo, as params.yaml lists it
