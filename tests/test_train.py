@@ -79,6 +79,15 @@ def test_step_budget_stops_training(tmp_path, splits):
     assert history["steps"] == 15 and len(history["epochs"]) == 2
 
 
+def test_time_budget_stops_training_at_the_first_step_past_it(tmp_path, splits):
+    history = run(tmp_path / "one", splits, epochs=50, max_seconds=1e-9)
+    assert history["steps"] == 1 and len(history["epochs"]) == 1  # one step, then validated
+    assert (tmp_path / "one/model.pt").is_file()
+    history = run(tmp_path / "some", splits, epochs=1000, max_seconds=0.5)
+    spent = history["train_seconds"] + history["validation_seconds"]
+    assert 1 < history["steps"] < 12000 and spent >= 0.5
+
+
 @pytest.mark.parametrize("stop_at", [5, 12, 17])  # mid-epoch, the epoch boundary, after a save
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, splits, monkeypatch, stop_at):
     run(tmp_path / "straight", splits, epochs=3, checkpoint_every=10)

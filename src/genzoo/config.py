@@ -53,6 +53,7 @@ ParamsLoader.add_implicit_resolver(
 class TrainConfig:
     epochs: int = 10
     max_steps: int | None = None
+    max_seconds: float | None = None
     batch_size: int = 100
     lr: float = 0.001
     grad_clip: float | None = None
