@@ -20,7 +20,7 @@ import torch
 from genzoo import data
 from genzoo.cli import main
 from genzoo.config import validate_params
-from genzoo.data import DataError, RAW_FILES, download
+from genzoo.data import DataError, RAW_FILES, download, load_split
 from genzoo.settings import write_settings
 
 
@@ -183,3 +183,18 @@ def test_epoch_batches_are_reproducible_and_resumable(processed):
     assert all(torch.equal(a[0], b[0]) for a, b in zip(first[5:], resumed))
     assert len(resumed) == len(first) - 5
     assert not torch.equal(first[0][0], other_epoch[0])  # fresh bits and order each epoch
+
+
+@pytest.mark.parametrize("content", [b"garbage\n", b"PK\x03\x04 cut short", b""])
+def test_a_damaged_split_is_one_line_naming_the_file(tmp_path, content):
+    path = tmp_path / "train.npz"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=f"^{path}: damaged or not a genzoo data split .*rerun"):
+        load_split(path)
+
+
+def test_a_split_without_its_arrays_is_refused(tmp_path):
+    path = tmp_path / "train.npz"
+    np.savez(path, gray=np.zeros((2, 28, 28), dtype=np.uint8))  # no labels
+    with pytest.raises(DataError, match="damaged or not a genzoo data split"):
+        load_split(path)

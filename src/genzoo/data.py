@@ -22,6 +22,7 @@ import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,10 +269,18 @@ def load_split(path: Path) -> Split:
     path = Path(path)
     if not path.exists():
         raise DataError(f"missing {path}: run the binarize stage first")
-    with np.load(path) as arrays:
-        gray = torch.from_numpy(arrays["gray"]).unsqueeze(1)
-        binary = torch.from_numpy(arrays["binary"]).unsqueeze(1) if "binary" in arrays else None
-        labels = torch.from_numpy(arrays["labels"])
+    try:
+        arrays = np.load(path, allow_pickle=False)
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise ValueError("an .npy array, not an .npz archive of splits")
+        with arrays:
+            gray = torch.from_numpy(arrays["gray"]).unsqueeze(1)
+            binary = (torch.from_numpy(arrays["binary"]).unsqueeze(1) if "binary" in arrays
+                      else None)
+            labels = torch.from_numpy(arrays["labels"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise DataError(f"{path}: damaged or not a genzoo data split ({error}); delete it and "
+                        "rerun the stage that writes it") from None
     return Split(gray=gray, labels=labels, binary=binary)
 
 
