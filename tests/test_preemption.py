@@ -20,7 +20,7 @@ from conftest import REPO
 
 from genzoo.config import validate_params
 from genzoo.settings import write_settings
-from genzoo.train import Interrupted, requeue_slurm_job
+from genzoo.train import TIME_LIMIT_SIGNAL, Interrupted, requeue_slurm_job
 
 INTERRUPTED = 75
 # MADE with one small hidden layer, seed 3; 1000 batches of 50 per epoch, a checkpoint every 50
@@ -145,3 +145,13 @@ def test_a_log_starts_with_the_attempt_it_belongs_to(tmp_path):
     piped = subprocess.run([sys.executable, "-m", "genzoo", "validate", str(REPO / "params.yaml")],
                            env=env(), capture_output=True, text=True, check=True)
     assert "started" not in piped.stderr
+
+
+def test_the_slurm_profile_signals_what_the_trainer_requeues_on_and_never_retries():
+    import yaml
+
+    profile = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
+    assert profile["retries"] == 0  # a scancel is final
+    assert profile["slurm-requeue"] is True  # preemption: SLURM requeues
+    extra = [entry for entry in profile["default-resources"] if entry.startswith("slurm_extra=")]
+    assert extra == [f"slurm_extra='--signal={TIME_LIMIT_SIGNAL.name.removeprefix('SIG')}@120'"]
