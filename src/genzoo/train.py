@@ -111,8 +111,9 @@ class NonFiniteLoss(ArithmeticError):
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer of every training: Adam with the configured learning rate."""
-    return torch.optim.Adam(model.parameters(), lr=config.lr)
+    """The optimizer of every training: Adam with the configured learning rate, fused or as
+    PyTorch picks for the device."""
+    return torch.optim.Adam(model.parameters(), lr=config.lr, fused=config.fused_adam or None)
 
 
 def training_step(model: Trainable, optimizer: torch.optim.Optimizer, x: torch.Tensor,
