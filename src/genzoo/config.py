@@ -58,6 +58,7 @@ class TrainConfig:
     lr: float = 0.001
     grad_clip: float | None = None
     checkpoint_every: int = 1000
+    fused_adam: bool = True
 
 
 @dataclass

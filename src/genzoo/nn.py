@@ -17,7 +17,12 @@ from torch import Tensor, nn
 class MaskedLinear(nn.Linear):
     """A linear layer whose weight is multiplied by a fixed 0/1 mask (out_features, in_features).
 
-    The mask is a buffer, so it moves with the module and is saved in checkpoints.
+    The mask is a buffer, so it moves with the module and is saved in checkpoints. The weight
+    holds zeros where the mask does: ``forward`` zeroes those entries in place whenever the
+    weight changed since it last did (after an optimizer step, a load, an edit), and a hook zeroes
+    their gradient. So the weight is never copied per step (W * mask allocated a new weight and
+    its gradient's product with the mask in every step: 3 x (out x in) floats), and the gradient,
+    the optimizer's state and the function are what they were with W * mask.
     """
 
     def __init__(self, in_features: int, out_features: int, mask: Tensor, bias: bool = True) -> None:
@@ -25,9 +30,22 @@ class MaskedLinear(nn.Linear):
         if tuple(mask.shape) != (out_features, in_features):
             raise ValueError(f"mask shape {tuple(mask.shape)} != {(out_features, in_features)}")
         self.register_buffer("mask", mask.float())
+        self._masked: tuple[int, int] | None = None  # the weight's (storage, version) last masked
+        self.weight.register_post_accumulate_grad_hook(self._mask_grad)
+
+    def _mask_grad(self, weight: Tensor) -> None:
+        weight.grad.mul_(self.mask)
+
+    def masked_weight(self) -> Tensor:
+        """The weight, its masked entries zeroed (in place, only if it changed since)."""
+        if (self.weight.data_ptr(), self.weight._version) != self._masked:
+            with torch.no_grad():
+                self.weight.mul_(self.mask)
+            self._masked = (self.weight.data_ptr(), self.weight._version)
+        return self.weight
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight * self.mask, self.bias)
+        return F.linear(x, self.masked_weight(), self.bias)
 
 
 MASK_TYPES = ("A", "B")

@@ -143,6 +143,34 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class NonFiniteLoss(ArithmeticError):
+    """The loss of a training step is NaN or infinite (its value is the first argument)."""
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer of every training: Adam with the configured learning rate, fused or as
+    PyTorch picks for the device."""
+    return torch.optim.Adam(model.parameters(), lr=config.lr, fused=config.fused_adam or None)
+
+
+def training_step(model: Trainable, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                  y: torch.Tensor | None, config: TrainConfig) -> torch.Tensor:
+    """One optimizer step on the batch (x, y); returns the loss (detached).
+
+    Raises:
+        NonFiniteLoss: the loss is NaN or infinite (checked before any update).
+    """
+    loss = model.loss(x, y)
+    if not torch.isfinite(loss):
+        raise NonFiniteLoss(loss.item())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
 class Trainer:
     """Trains one model on the binarized (or grayscale) MNIST splits."""
 
@@ -169,7 +197,7 @@ class Trainer:
             name, arch, image_shape=tuple(train_split.gray.shape[1:]), levels=self.levels,
             where=where,
         ).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.optimizer = make_optimizer(self.model, config)
         self.state = Progress()
         self.started_at_step = 0  # where this process began: a resumed run starts further on
         self.best: dict[str, Any] | None = None  # model + optimizer state at the best epoch
@@ -235,16 +263,13 @@ class Trainer:
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
         self.model.train()
-        loss = self.model.loss(x.to(self.device), y.to(self.device))
-        if not torch.isfinite(loss):
+        try:
+            loss = training_step(self.model, self.optimizer, x.to(self.device), y.to(self.device),
+                                 self.config)
+        except NonFiniteLoss as error:
             raise TrainingError(
-                f"{self.name}: non-finite loss ({loss.item()}) at step {self.state.step + 1}, "
-                f"epoch {self.state.epoch + 1}; {self._advice()}")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+                f"{self.name}: non-finite loss ({error.args[0]}) at step {self.state.step + 1}, "
+                f"epoch {self.state.epoch + 1}; {self._advice()}") from None
         return loss.item()
 
     def _run_epoch(self, stop: list[int]) -> None:

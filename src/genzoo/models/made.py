@@ -8,6 +8,13 @@ in the ordering, 1..D), each hidden unit k a degree m(k) drawn from [min degree 
 a hidden unit may see units of degree <= its own, and output d may see hidden units of degree
 strictly less than m(d). One forward pass gives every conditional p(x_d | x_<d).
 
+Sampling needs no pass per pixel. A hidden unit of degree t depends only on the inputs of degree
+<= t, so it is final once the pixels of degrees 1..t are drawn, and output d needs only the last
+layer's units of degree < m(d). ``sample`` therefore computes, after drawing the pixel of degree
+t, exactly the units of degree t of every layer (from the final units below them) and adds their
+share to the logits of the later pixels: every unit is computed once, so drawing an image costs
+one forward pass, O(HD) for one hidden layer as in NADE, instead of D passes.
+
 NOTE: one mask (no connectivity-agnostic ensemble): pytorch-generative found extra masks only
 regularize at equal epochs, and the paper gains 0.36 nats from 32 of them.
 """
@@ -21,7 +28,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..nn import MaskedLinear
-from .base import AutoregressiveModel
+from .base import AutoregressiveModel, draw_levels
 
 ORDERINGS = ("natural", "random")
 
@@ -81,3 +88,64 @@ class MADE(AutoregressiveModel):
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Bernoulli logits for every pixel, shape (B, C, H, W)."""
         return self.net(x.flatten(1)).view(x.shape)
+
+    def _degree_sorted_layers(self) -> tuple[list[tuple[Tensor, Tensor, list[int]]], Tensor, Tensor]:
+        """The network with inputs, hidden units and outputs sorted by degree, for ``sample``.
+
+        Returns the hidden layers as (masked weight (H_l, H_{l-1}), bias (H_l,), ends)
+        with ``ends[t]`` the number of units of degree <= t (a unit's degree here is the highest
+        input degree it sees, never more than the paper's m(k)), then the output layer's masked
+        weight (D, H_L) and bias (D,).
+        """
+        linears = [module for module in self.net if isinstance(module, MaskedLinear)]
+        order = self.ordering().to(self.device)  # input d of the sorted layout = pixel order[d]
+        degrees = torch.arange(1, self.num_pixels + 1, device=self.device)  # (D,), sorted
+        hidden = []
+        for linear in linears[:-1]:
+            weight = linear.masked_weight()[:, order]  # (H_l, H_{l-1}), inputs sorted
+            mask = linear.mask[:, order].bool()
+            unit_degrees = torch.where(mask, degrees, 0).amax(1)  # (H_l,)
+            units = torch.argsort(unit_degrees, stable=True)
+            ends = torch.searchsorted(unit_degrees[units],
+                                      torch.arange(self.num_pixels, device=self.device),
+                                      right=True).tolist()  # D counts
+            hidden.append((weight[units], linear.bias[units], ends))
+            order, degrees = units, unit_degrees[units]
+        output = linears[-1]
+        pixels = self.ordering().to(self.device)
+        weight = output.masked_weight()[pixels][:, order]  # (D, H_L), both sorted
+        return hidden, weight, output.bias[pixels]
+
+    @torch.no_grad()
+    def sample(self, n: int, *, y: Tensor | None = None, generator: torch.Generator | None = None,
+               given: Tensor | None = None, given_mask: Tensor | None = None) -> Tensor:
+        """Draw ``n`` images computing each hidden unit once, when it becomes final (see the
+        module docstring).
+
+        Draws the same pixels, in the same order, from the same generator as the generic loop
+        (``AutoregressiveModel.sample``), including the ``given`` / ``given_mask`` completion.
+        """
+        D, pixels = self.num_pixels, self.ordering().to(self.device)
+        hidden, out_weight, out_bias = self._degree_sorted_layers()
+        x = torch.zeros(n, D, device=self.device, dtype=self.dtype)  # (n, D) in pixel order
+        if given is not None:
+            x = given.to(self.device, self.dtype).reshape(n, D)[:, pixels].clone()
+        skip = ([False] * D if given_mask is None
+                else given_mask.flatten().to(self.device)[pixels].tolist())
+        units = [x.new_zeros(n, len(bias)) for _, bias, _ in hidden]  # (n, H_l), sorted
+        logits = out_bias.expand(n, D).clone()  # (n, D): grows as last-layer units get final
+        for t in range(D + 1):
+            if t and not skip[t - 1]:  # the pixel of degree t: its logit is complete
+                x[:, t - 1] = draw_levels(logits[:, t - 1], 2, generator)
+            if t == D:
+                break
+            below, seen = x, t  # the layer below's final units (pixels of degree <= t)
+            for (weight, bias, ends), h in zip(hidden, units):
+                start, stop = ends[t - 1] if t else 0, ends[t]  # the units of degree t
+                if start < stop:
+                    h[:, start:stop] = torch.relu(torch.addmm(
+                        bias[start:stop], below[:, :seen], weight[start:stop, :seen].t()))
+                below, seen = h, stop
+            if start < stop:  # the last layer's new units: their share of later pixels' logits
+                logits[:, t:].addmm_(h[:, start:stop], out_weight[t:, start:stop].t())
+        return x[:, torch.argsort(pixels)].view(n, *self.image_shape)
