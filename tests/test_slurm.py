@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, local_mirror, make_project
 
@@ -29,12 +30,16 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 RUN_TIMEOUT = 900  # seconds for one snakemake run (the smoke pipeline through SLURM took 403 s on a
                    # 2-core machine; a slower CI machine must not time out)
 
-# The smoke pipeline on a 2-core test node: one thread per job (so the local and SLURM runs compute
-# with the same number of threads and give the same bits) and small memory requests (the rules ask
-# for paper-scale memory, which a CI machine may not have).
-SMALL = ["--max-threads", "1", "--set-resources",
-         *(f"{rule}:mem_mb=1000" for rule in ("binarize", "train", "codes", "prior", "evaluate",
-                                              "sample"))]
+# The SLURM profile's threads and resources. Its set-threads fit the 2-CPU test node as they are;
+# the local reference run uses them too (the same threads per job give the same bits).
+PROFILE = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
+SAME_THREADS = ["--set-threads", *(f"{rule}={n}" for rule, n in PROFILE["set-threads"].items())]
+# Small memory requests: the profile asks for paper-scale memory, which a CI machine may not have.
+# (--set-resources replaces the profile's whole set-resources: keep its other entries.)
+SMALL = ["--set-resources", *(
+    f"{rule}:{key}={value}"
+    for rule in ("binarize", "train", "codes", "prior", "evaluate", "sample")
+    for key, value in {**PROFILE["set-resources"].get(rule, {}), "mem_mb": 1000}.items())]
 # Poll SLURM often: the profile's 20 s before the first status check is meant for real clusters.
 FAST_POLL = ["--slurm-init-seconds-before-status-checks", "2",
              "--seconds-between-status-checks", "2"]
@@ -136,7 +141,7 @@ def test_profile_runs_the_pipeline_through_sbatch(slurm_cluster, tmp_path):
     try:
         # The local reference run shares the CPUs with the SLURM jobs but fills the polling gaps.
         # It stops at the metrics: the comparison needs no samples or report.
-        reference = snakemake(local, "--cores", "2", "--max-threads", "1",
+        reference = snakemake(local, "--cores", "2", *SAME_THREADS,
                               *(f"reports/metrics/{model}.json" for model in ZOO),
                               background=True)
         run = slurm_run(cluster, "reports/all.html")
@@ -247,3 +252,4 @@ def test_cancelled_job_fails_the_run(prepared):
     # SLURM's SIGTERM reached the trainer, which saved its state for a rerun.
     assert "stopped by signal SIGTERM" in (prepared / "logs/train/made/seed0.log").read_text()
     assert (prepared / "data/models/made/seed0/resume.pt").is_file()
+

@@ -172,3 +172,32 @@ def declared_phases():
 
 def mirror_args():
     return " ".join(f"--mirror {shlex.quote(m)}" for m in config["data"]["mirrors"])
+
+
+# -- threads and resources: from the profiles and the machine, never fixed in a rule ----------------
+# A rule names no threads, memory, runtime or GPUs. On a cluster the SLURM profile sizes every
+# job (set-threads, default-resources, set-resources in workflow/profiles/slurm/config.yaml); its
+# set-threads wins over job_threads below. On one machine (`--cores N`) memory and runtime mean
+# nothing to Snakemake, and the jobs that compute with torch take job_threads: a thread count is
+# an execution setting, like --cores, so it is not in params.yaml, whose values reach the
+# settings files and rerun jobs (nor in the workflow profile, whose keys win over --profile
+# slurm's). Changing it reruns nothing.
+
+JOBS_SIDE_BY_SIDE = 2  # on one machine: each torch job takes this share of --cores
+
+
+def job_threads(wildcards):
+    """Threads of a job that computes with torch (train, a phase, evaluate, sample) when the
+    profile's set-threads does not name its rule: on one machine, --cores / JOBS_SIDE_BY_SIDE
+    (at least 1), so on 2 cores two 1-thread jobs run side by side (a model's evaluate and sample
+    beside the next training) and on 8 cores two 4-thread jobs; elsewhere (a cluster executor, a
+    job inside SLURM) 1, so that what SLURM allocated and what the job uses agree."""
+    plugin = workflow.executor_plugin
+    if plugin is None or plugin.name not in ("local", "dryrun", "touch"):
+        return 1
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # no --cores
+        return 1
+    return max(1, cores // JOBS_SIDE_BY_SIDE)
+
