@@ -253,3 +253,38 @@ def test_cancelled_job_fails_the_run(prepared):
     assert "stopped by signal SIGTERM" in (prepared / "logs/train/made/seed0.log").read_text()
     assert (prepared / "data/models/made/seed0/resume.pt").is_file()
 
+
+def largest_node() -> tuple[str, int, int]:
+    """The default partition, and the most CPUs and memory (MB) of one of its nodes."""
+    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%P|%c|%m"], capture_output=True, text=True,
+                         check=True).stdout
+    rows = [line.split("|") for line in out.split()]
+    default = next(name for name, _, _ in rows if name.endswith("*"))
+    cpus, mem = zip(*((int(c), int(m)) for name, c, m in rows if name == default))
+    return default.rstrip("*"), max(cpus), max(mem)
+
+
+@pytest.mark.parametrize("too_big", ["cpus", "mem_mb"])
+def test_a_job_too_big_for_every_node_stops_the_run_before_any_submission(prepared, too_big):
+    """SLURM would leave a job asking for more CPUs than any node has pending for ever (reason
+    PartitionConfig), and refuse one asking for too much memory only when it comes up: the run
+    stops at once with one line, and submits nothing."""
+    partition, cpus, mem = largest_node()
+    if too_big == "cpus":
+        extra, line = ["--set-threads", f"train={cpus + 2}"], (
+            f"rule train (model=made, seed=0) asks for {cpus + 2} CPUs, but the largest node in "
+            f"partition {partition} has {cpus}: lower it in the profile's set-threads")
+    else:
+        extra, line = ["--set-resources", f"train:mem_mb={mem + 1000}"], (
+            f"rule train (model=made, seed=0) asks for {mem + 1000} MB of memory, but the largest "
+            f"node in partition {partition} has {mem}: lower it in the profile's set-resources (mem_mb)")
+    started = time.monotonic()
+    run = slurm_run(prepared, "data/models/made/seed0/model.pt", *extra)
+    assert run.returncode not in (0, 124, 137), run.stdout[-5000:]
+    assert line in run.stdout.splitlines(), run.stdout[-5000:]
+    assert our_jobs(prepared) == []  # nothing submitted
+    assert time.monotonic() - started < 120  # not the RUN_TIMEOUT of a job left pending
+    # Nothing ran, so nothing is left to undo: the next run starts clean (no lock).
+    again = snakemake(prepared, "-n", "--profile", "slurm", "data/models/made/seed0/model.pt",
+                      "--configfile", "params.yaml", timeout=120)
+    assert again.returncode == 0, again.stdout[-3000:]

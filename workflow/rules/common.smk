@@ -85,6 +85,7 @@ atexit.register(_UNDO_SETTINGS)
 
 
 onstart:
+    check_jobs_fit_the_cluster()  # before the line below: a run stopped here leaves no trace
     atexit.unregister(_UNDO_SETTINGS)
 
 
@@ -200,4 +201,29 @@ def job_threads(wildcards):
     except WorkflowError:  # no --cores
         return 1
     return max(1, cores // JOBS_SIDE_BY_SIDE)
+
+
+def check_jobs_fit_the_cluster():
+    """On SLURM, before anything is submitted: stop with one line per rule whose jobs ask for more
+    CPUs, memory or GPUs than any node of their partition has (SLURM would leave them pending for
+    ever, or refuse them when they come up); see genzoo/cluster.py. sinfo missing or unreadable:
+    a one-line warning, and no check."""
+    from snakemake.logging import logger
+
+    from genzoo.cluster import Job, SinfoError, oversized, read_sinfo
+
+    plugin = workflow.executor_plugin
+    if plugin is None or plugin.name != "slurm":
+        return
+    try:
+        nodes = read_sinfo()
+    except SinfoError as error:
+        logger.warning(f"Not checking that the jobs fit the SLURM nodes: {error}")
+        return
+    jobs = [Job(job.rule.name, ", ".join(f"{key}={value}" for key, value in (job.wildcards_dict or {}).items()),
+                job.threads, job.resources)
+            for job in workflow.dag.needrun_jobs() if not job.is_local]
+    lines = oversized(jobs, nodes)
+    if lines:
+        raise WorkflowError("\n".join(lines))
 
