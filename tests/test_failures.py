@@ -152,7 +152,7 @@ def test_the_slurm_profile_is_unaffected_by_the_workflow_profile(project):
             "print(json.dumps({k: text(v) for k, v in vars(parse_args(sys.argv[1:])[1]).items()}))")
     keys = ("executor", "cores", "jobs", "latency_wait", "rerun_incomplete", "printshellcmds",
             "show_failed_logs", "keep_going", "retries", "configfile", "default_resources",
-            "set_resources", "targets")
+            "set_resources", "set_threads", "targets")
 
     def parsed(*args):
         result = subprocess.run([sys.executable, "-c", code, *args], cwd=project,

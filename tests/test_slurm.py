@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import REPO, local_mirror, make_project
 
@@ -29,12 +30,16 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 RUN_TIMEOUT = 900  # seconds for one snakemake run (the smoke pipeline through SLURM took 403 s on a
                    # 2-core machine; a slower CI machine must not time out)
 
-# The smoke pipeline on a 2-core test node: one thread per job (so the local and SLURM runs compute
-# with the same number of threads and give the same bits) and small memory requests (the rules ask
-# for paper-scale memory, which a CI machine may not have).
-SMALL = ["--max-threads", "1", "--set-resources",
-         *(f"{rule}:mem_mb=1000" for rule in ("binarize", "train", "codes", "prior", "evaluate",
-                                              "sample"))]
+# The SLURM profile's threads and resources. Its set-threads fit the 2-CPU test node as they are;
+# the local reference run uses them too (the same threads per job give the same bits).
+PROFILE = yaml.safe_load((REPO / "workflow/profiles/slurm/config.yaml").read_text())
+SAME_THREADS = ["--set-threads", *(f"{rule}={n}" for rule, n in PROFILE["set-threads"].items())]
+# Small memory requests: the profile asks for paper-scale memory, which a CI machine may not have.
+# (--set-resources replaces the profile's whole set-resources: keep its other entries.)
+SMALL = ["--set-resources", *(
+    f"{rule}:{key}={value}"
+    for rule in ("binarize", "train", "codes", "prior", "evaluate", "sample")
+    for key, value in {**PROFILE["set-resources"].get(rule, {}), "mem_mb": 1000}.items())]
 # Poll SLURM often: the profile's 20 s before the first status check is meant for real clusters.
 FAST_POLL = ["--slurm-init-seconds-before-status-checks", "2",
              "--seconds-between-status-checks", "2"]
@@ -136,7 +141,7 @@ def test_profile_runs_the_pipeline_through_sbatch(slurm_cluster, tmp_path):
     try:
         # The local reference run shares the CPUs with the SLURM jobs but fills the polling gaps.
         # It stops at the metrics: the comparison needs no samples or report.
-        reference = snakemake(local, "--cores", "2", "--max-threads", "1",
+        reference = snakemake(local, "--cores", "2", *SAME_THREADS,
                               *(f"reports/metrics/{model}.json" for model in ZOO),
                               background=True)
         run = slurm_run(cluster, "reports/all.html")
@@ -304,3 +309,39 @@ def test_a_job_cancelled_while_pending_shows_no_stale_log(prepared):
     assert "succeeded earlier" not in out, out[-5000:]
     # Snakemake leaves an empty log behind for the failed job: this attempt's, not the old one.
     assert not old_log.exists() or old_log.read_text() == ""
+
+
+def largest_node() -> tuple[str, int, int]:
+    """The default partition, and the most CPUs and memory (MB) of one of its nodes."""
+    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%P|%c|%m"], capture_output=True, text=True,
+                         check=True).stdout
+    rows = [line.split("|") for line in out.split()]
+    default = next(name for name, _, _ in rows if name.endswith("*"))
+    cpus, mem = zip(*((int(c), int(m)) for name, c, m in rows if name == default))
+    return default.rstrip("*"), max(cpus), max(mem)
+
+
+@pytest.mark.parametrize("too_big", ["cpus", "mem_mb"])
+def test_a_job_too_big_for_every_node_stops_the_run_before_any_submission(prepared, too_big):
+    """SLURM would leave a job asking for more CPUs than any node has pending for ever (reason
+    PartitionConfig), and refuse one asking for too much memory only when it comes up: the run
+    stops at once with one line, and submits nothing."""
+    partition, cpus, mem = largest_node()
+    if too_big == "cpus":
+        extra, line = ["--set-threads", f"train={cpus + 2}"], (
+            f"rule train (model=made, seed=0) asks for {cpus + 2} CPUs, but the largest node in "
+            f"partition {partition} has {cpus}: lower it in the profile's set-threads")
+    else:
+        extra, line = ["--set-resources", f"train:mem_mb={mem + 1000}"], (
+            f"rule train (model=made, seed=0) asks for {mem + 1000} MB of memory, but the largest "
+            f"node in partition {partition} has {mem}: lower it in the profile's set-resources (mem_mb)")
+    started = time.monotonic()
+    run = slurm_run(prepared, "data/models/made/seed0/model.pt", *extra)
+    assert run.returncode not in (0, 124, 137), run.stdout[-5000:]
+    assert line in run.stdout.splitlines(), run.stdout[-5000:]
+    assert our_jobs(prepared) == []  # nothing submitted
+    assert time.monotonic() - started < 120  # not the RUN_TIMEOUT of a job left pending
+    # Nothing ran, so nothing is left to undo: the next run starts clean (no lock).
+    again = snakemake(prepared, "-n", "--profile", "slurm", "data/models/made/seed0/model.pt",
+                      "--configfile", "params.yaml", timeout=120)
+    assert again.returncode == 0, again.stdout[-3000:]

@@ -95,6 +95,7 @@ def remove_stale_logs():
 
 
 onstart:
+    check_jobs_fit_the_cluster()  # before the line below: a run stopped here leaves no trace
     atexit.unregister(_UNDO_SETTINGS)
     remove_stale_logs()
 
@@ -183,3 +184,57 @@ def declared_phases():
 
 def mirror_args():
     return " ".join(f"--mirror {shlex.quote(m)}" for m in config["data"]["mirrors"])
+
+
+# -- threads and resources: from the profiles and the machine, never fixed in a rule ----------------
+# A rule names no threads, memory, runtime or GPUs. On a cluster the SLURM profile sizes every
+# job (set-threads, default-resources, set-resources in workflow/profiles/slurm/config.yaml); its
+# set-threads wins over job_threads below. On one machine (`--cores N`) memory and runtime mean
+# nothing to Snakemake, and the jobs that compute with torch take job_threads: a thread count is
+# an execution setting, like --cores, so it is not in params.yaml, whose values reach the
+# settings files and rerun jobs (nor in the workflow profile, whose keys win over --profile
+# slurm's). Changing it reruns nothing.
+
+JOBS_SIDE_BY_SIDE = 2  # on one machine: each torch job takes this share of --cores
+
+
+def job_threads(wildcards):
+    """Threads of a job that computes with torch (train, a phase, evaluate, sample) when the
+    profile's set-threads does not name its rule: on one machine, --cores / JOBS_SIDE_BY_SIDE
+    (at least 1), so on 2 cores two 1-thread jobs run side by side (a model's evaluate and sample
+    beside the next training) and on 8 cores two 4-thread jobs; elsewhere (a cluster executor, a
+    job inside SLURM) 1, so that what SLURM allocated and what the job uses agree."""
+    plugin = workflow.executor_plugin
+    if plugin is None or plugin.name not in ("local", "dryrun", "touch"):
+        return 1
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # no --cores
+        return 1
+    return max(1, cores // JOBS_SIDE_BY_SIDE)
+
+
+def check_jobs_fit_the_cluster():
+    """On SLURM, before anything is submitted: stop with one line per rule whose jobs ask for more
+    CPUs, memory or GPUs than any node of their partition has (SLURM would leave them pending for
+    ever, or refuse them when they come up); see genzoo/cluster.py. sinfo missing or unreadable:
+    a one-line warning, and no check."""
+    from snakemake.logging import logger
+
+    from genzoo.cluster import Job, SinfoError, oversized, read_sinfo
+
+    plugin = workflow.executor_plugin
+    if plugin is None or plugin.name != "slurm":
+        return
+    try:
+        nodes = read_sinfo()
+    except SinfoError as error:
+        logger.warning(f"Not checking that the jobs fit the SLURM nodes: {error}")
+        return
+    jobs = [Job(job.rule.name, ", ".join(f"{key}={value}" for key, value in (job.wildcards_dict or {}).items()),
+                job.threads, job.resources)
+            for job in workflow.dag.needrun_jobs() if not job.is_local]
+    lines = oversized(jobs, nodes)
+    if lines:
+        raise WorkflowError("\n".join(lines))
+

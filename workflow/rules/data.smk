@@ -13,8 +13,6 @@ rule download:
         expand("data/raw/{name}", name=RAW_FILES),
     log:
         "logs/download.log",
-    resources:
-        runtime=30,
     run:
         shell(f"python -m genzoo download --quiet --out-dir data/raw {mirror_args()} > {log} 2>&1")
 
@@ -29,9 +27,6 @@ rule binarize:
         ENV
     log:
         "logs/binarize.log",
-    resources:
-        mem_mb=4000,
-        runtime=10,
     shell:
         "python -m genzoo binarize --settings {input.settings} --raw-dir data/raw "
         "--out-dir data/processed > {log} 2>&1"

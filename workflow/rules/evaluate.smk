@@ -21,11 +21,7 @@ rule evaluate:
         ENV
     log:
         "logs/evaluate/{model}/seed{seed}.log",
-    threads: 4
-    resources:
-        gpu=1,
-        mem_mb=8000,
-        runtime=60,
+    threads: job_threads
     shell:
         "python -m genzoo --threads {threads} evaluate --settings {input.settings} "
         "--run-dir {params.run_dir} --test {input.test} {params.judge} "

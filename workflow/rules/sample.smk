@@ -18,11 +18,7 @@ rule sample:
         ENV
     log:
         "logs/sample/{model}/seed{seed}.log",
-    threads: 4
-    resources:
-        gpu=1,
-        mem_mb=4000,
-        runtime=60,
+    threads: job_threads
     shell:
         "python -m genzoo --threads {threads} sample --settings {input.settings} "
         "--run-dir {params.run_dir} --test {input.test} "

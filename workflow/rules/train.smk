@@ -19,11 +19,7 @@ rule train:
         ENV
     log:
         "logs/train/{model}/seed{seed}.log",
-    threads: 4
-    resources:
-        gpu=1,
-        mem_mb=8000,
-        runtime=240,
+    threads: job_threads
     shell:
         "python -m genzoo --threads {threads} train --settings {input.settings} "
         "--data-dir data/processed --out-dir {params.out_dir} --timings {output.timings} > {log} 2>&1"
@@ -51,11 +47,7 @@ for _name, (_phase, _models) in declared_phases().items():
             ENV
         log:
             f"logs/{_name}/{{model}}/seed{{seed}}.log",
-        threads: 4
-        resources:
-            gpu=1,
-            mem_mb=8000,
-            runtime=240,
+        threads: job_threads
         shell:
             "python -m genzoo --threads {threads} phase --settings {input.settings} "
             "--run-dir {params.run_dir} --data-dir data/processed {params.timings} "
