@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from genzoo.evaluate import evaluate
 from genzoo.models import model_class
 from genzoo.settings import write_settings
 from genzoo.train import train
+from machine import cpu_name
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = Path(__file__).parent / ".cache"
@@ -47,16 +47,6 @@ PEERS = {
     "gated_pixelcnn": ("generative_models PixelCNN", 119.83, 90.0),
     "cond_gated_pixelcnn": ("generative_models PixelCNN", 119.83, 90.0),
 }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def processed_data(data_dir: Path | None, params: dict) -> Path:

@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -64,6 +63,7 @@ import torch.nn.functional as F
 from genzoo.config import TrainConfig, build, load_params
 from genzoo.models import MODELS
 from genzoo.train import make_optimizer, training_step
+from machine import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 PEER_GIT = Path("/work/.mirror/EugenHotaj+pytorch-generative/repo")
@@ -193,16 +193,6 @@ def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def bench(name: str, args) -> dict:
