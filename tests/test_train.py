@@ -88,25 +88,62 @@ def test_time_budget_stops_training_at_the_first_step_past_it(tmp_path, splits):
     assert 1 < history["steps"] < 12000 and spent >= 0.5
 
 
+def learning_rates(monkeypatch) -> list[float]:
+    """The learning rate of every optimizer step of the runs that follow."""
+    seen, original = [], Trainer._train_step
+
+    def recording(self, x, y, *args):
+        loss = original(self, x, y, *args)
+        seen.append(self.optimizer.param_groups[0]["lr"])
+        return loss
+
+    monkeypatch.setattr(Trainer, "_train_step", recording)
+    return seen
+
+
+@pytest.mark.parametrize("budget, steps", [({"epochs": 2}, 24), ({"epochs": 5, "max_steps": 10}, 10)])
+def test_cosine_schedule_falls_from_lr_to_zero_over_the_run(tmp_path, splits, monkeypatch, budget,
+                                                            steps):
+    seen = learning_rates(monkeypatch)
+    run(tmp_path, splits, lr=0.01, lr_schedule="cosine", **budget)
+    assert len(seen) == steps and seen[0] == 0.01
+    assert all(later < earlier for earlier, later in zip(seen, seen[1:]))
+    assert seen[steps // 2] == pytest.approx(0.005) and seen[-1] < 0.01 * 0.03
+
+
+def test_cosine_schedule_follows_a_time_budget(tmp_path, splits, monkeypatch):
+    seen = learning_rates(monkeypatch)
+    run(tmp_path, splits, epochs=1000, lr=0.01, lr_schedule="cosine", max_seconds=0.5)
+    assert seen[0] > 0.0099 and seen[-1] < 0.01 * 0.05  # the budget, not 1000 epochs, sets the end
+
+
+def test_constant_schedule_keeps_lr(tmp_path, splits, monkeypatch):
+    seen = learning_rates(monkeypatch)
+    run(tmp_path, splits, lr=0.01)
+    assert seen == [0.01] * 24
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
 @pytest.mark.parametrize("stop_at", [5, 12, 17])  # mid-epoch, the epoch boundary, after a save
-def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, splits, monkeypatch, stop_at):
-    run(tmp_path / "straight", splits, epochs=3, checkpoint_every=10)
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, splits, monkeypatch, stop_at,
+                                                       schedule):
+    run(tmp_path / "straight", splits, epochs=3, checkpoint_every=10, lr_schedule=schedule)
 
     original = Trainer._train_step
 
-    def step_then_signal(self, x, y):
-        loss = original(self, x, y)
+    def step_then_signal(self, x, y, *args):
+        loss = original(self, x, y, *args)
         if self.state.step + 1 == stop_at:
             os.kill(os.getpid(), signal.SIGTERM)  # a real signal, as SLURM sends it
         return loss
 
     monkeypatch.setattr(Trainer, "_train_step", step_then_signal)
     with pytest.raises(Interrupted, match="SIGTERM|signal"):
-        run(tmp_path / "resumed", splits, epochs=3, checkpoint_every=10)
+        run(tmp_path / "resumed", splits, epochs=3, checkpoint_every=10, lr_schedule=schedule)
     assert (tmp_path / "resumed/resume.pt").exists()
     assert not (tmp_path / "resumed/model.pt").exists()
     monkeypatch.setattr(Trainer, "_train_step", original)
-    run(tmp_path / "resumed", splits, epochs=3, checkpoint_every=10,
+    run(tmp_path / "resumed", splits, epochs=3, checkpoint_every=10, lr_schedule=schedule,
         timings=tmp_path / "resumed.timings.json")
     straight = (tmp_path / "straight/model.pt").read_bytes()
     assert (tmp_path / "resumed/model.pt").read_bytes() == straight

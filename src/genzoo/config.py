@@ -56,6 +56,7 @@ class TrainConfig:
     max_seconds: float | None = None
     batch_size: int = 100
     lr: float = 0.001
+    lr_schedule: str = "constant"
     grad_clip: float | None = None
     checkpoint_every: int = 1000
     fused_adam: bool = True

@@ -153,6 +153,14 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
     return torch.optim.Adam(model.parameters(), lr=config.lr, fused=config.fused_adam or None)
 
 
+def scheduled_lr(config: TrainConfig, done: float) -> float:
+    """The learning rate once a fraction ``done`` (0..1) of the run is over: ``lr``, or for the
+    cosine schedule a half cosine from ``lr`` to 0 (Loshchilov & Hutter 2017, SGDR, one cycle)."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(max(done, 0.0), 1.0)))
+
+
 def training_step(model: Trainable, optimizer: torch.optim.Optimizer, x: torch.Tensor,
                   y: torch.Tensor | None, config: TrainConfig) -> torch.Tensor:
     """One optimizer step on the batch (x, y); returns the loss (detached).
@@ -261,8 +269,25 @@ class Trainer:
         spent = state.seconds + state.validation_seconds + running
         return config.max_seconds is None or spent < config.max_seconds
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> float:
+    def _fraction_done(self, running: float = 0.0) -> float:
+        """How much of the run is over (0..1), by whichever budget binds first: steps (epochs or
+        max_steps) or seconds (max_seconds). `running`: seconds not yet added to the state."""
+        config, state = self.config, self.state
+        total = config.epochs * math.ceil(len(self.train_split) / config.batch_size)
+        if config.max_steps is not None:
+            total = min(total, config.max_steps)
+        done = state.step / total
+        if config.max_seconds is not None:
+            spent = state.seconds + state.validation_seconds + running
+            done = max(done, spent / config.max_seconds)
+        return done
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, running: float = 0.0) -> float:
         self.model.train()
+        if self.config.lr_schedule != "constant":
+            lr = scheduled_lr(self.config, self._fraction_done(running))
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
         try:
             loss = training_step(self.model, self.optimizer, x.to(self.device), y.to(self.device),
                                  self.config)
@@ -283,7 +308,7 @@ class Trainer:
                    disable=None if self.progress is None else not self.progress, leave=False)
         started = time.perf_counter()
         for x, y in bar:
-            state.loss_sum += self._train_step(x, y)
+            state.loss_sum += self._train_step(x, y, time.perf_counter() - started)
             state.batch_in_epoch += 1
             state.step += 1
             bar.set_postfix(loss=f"{state.loss_sum / state.batch_in_epoch:.2f}")
