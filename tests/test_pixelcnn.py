@@ -6,11 +6,13 @@ Tiny models (8 channels, 3 layers) on 2x2 to 5x5 images, in float64.
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
 import torch
 
+from genzoo.models import build_model
 from genzoo.models.base import AutoregressiveModel
 from genzoo.models.cond_gated_pixelcnn import CondGatedPixelCNN, CondGatedPixelCNNConfig
 from genzoo.models.gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
@@ -40,7 +42,9 @@ def build(name: str, shape, levels: int = 2, scale: float = 1.5, **kw) -> Autore
         for parameter in model.parameters():
             fan_in = parameter[0].numel() if parameter.dim() > 1 else parameter.numel()
             parameter.add_(torch.randn_like(parameter) * scale / fan_in ** 0.5)
-    return model.double().eval()
+    # The layout build_model gives every model (channels-last weights), so the samplers and the
+    # masks are tested as the pipeline runs them.
+    return model.double().eval().to(memory_format=torch.channels_last)
 
 
 def labels(model, n: int, seed: int = 0):
@@ -180,6 +184,20 @@ def test_fast_sampler_matches_the_generic_loop(name, levels, complete):
     assert fast.shape == (n, *shape) and len(fast.unique()) == levels
     if complete:
         assert torch.equal(fast[:, :, :2], kwargs["given"][:, :, :2])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_build_model_lays_weights_out_channels_last_computing_the_same(name):
+    arch = {"channels": 8, "head_channels": 8, **({"blocks": 2} if name == "pixelcnn" else {"layers": 2})}
+    model = build_model(name, arch, image_shape=(1, 6, 6), levels=2).double()
+    weights = [p for p in model.parameters() if p.dim() == 4]
+    assert weights and all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    plain = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    assert not any(p.is_contiguous(memory_format=torch.channels_last) for p in plain.parameters()
+                   if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1)
+    x = (torch.rand(5, 1, 6, 6, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    y = torch.arange(5) % 10
+    torch.testing.assert_close(model.log_prob(x, y), plain.log_prob(x, y))
 
 
 def test_conditional_samples_depend_on_the_label():

@@ -157,8 +157,8 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, splits, monkeyp
 def test_resume_checkpoint_of_other_settings_is_ignored(tmp_path, splits, monkeypatch):
     original = Trainer._train_step
 
-    def interrupt(self, x, y):
-        loss = original(self, x, y)
+    def interrupt(self, x, y, *args):
+        loss = original(self, x, y, *args)
         os.kill(os.getpid(), signal.SIGUSR1)
         return loss
 
