@@ -1,0 +1,153 @@
+"""WaveNet over the raster: causal dilated convolutions along the 784 pixels in raster order.
+
+van den Oord, Dieleman, Zen, Simonyan, Vinyals, Graves, Kalchbrenner, Senior & Kavukcuoglu,
+"WaveNet: A Generative Model for Raw Audio", arXiv:1609.03499 (2016c), sections 2.1-2.5 and
+figure 4; the fast sampler is Paine et al., "Fast Wavenet Generation Algorithm",
+arXiv:1611.09482 (2016).
+
+    input:   s_t = x_{t-1} (the sequence shifted right by one), 1x1 convolution to C channels
+    layer k: z = tanh(W_f,k * h + V_f,k p_t) . sigmoid(W_g,k * h + V_g,k p_t)     (eq. 2 and 3)
+             h <- h + 1x1(z) (residual),  skip <- skip + 1x1(z)
+    head:    1x1(relu(1x1(relu(skip))))  -> logits of pixel t
+
+W * h is a causal convolution with kernel 2 and dilation d_k: it reads h_{t - d_k} and h_t. The
+dilations are 1, 2, 4, ..., 2^(n-1), repeated in ``stacks`` (figure 3), so step t sees the
+``receptive_field()`` pixels before it: 1 + stacks (2^n - 1) of them. p_t is the position of
+pixel t in the image (learned row and column embeddings), the paper's local conditioning with a
+1x1 map per layer (eq. 3, V * y), so the network knows which row and column it predicts. The input
+is shifted, so every feature at t depends on pixels < t only.
+
+Sampling follows Paine et al.: layer k keeps a queue of its last d_k inputs; step t pops h_{t-d_k}
+off it and pushes h_t, so a pixel costs one kernel-2 convolution per layer at one position, and
+the image costs about one forward pass (the generic loop reruns the whole network per pixel).
+
+NOTE: no initial causal convolution before the first layer: the input shift already makes the
+network causal, and the first dilated layer reads two input positions.
+NOTE: levels == 2 gives Bernoulli logits instead of the paper's 256-way mu-law softmax; levels > 2
+gives categorical logits and reads a learned embedding of the level, so the model can also be a
+prior over VQ-VAE codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import knob
+from ..nn import PreviousPixel, RasterPosition, conv_at
+from .base import AutoregressiveModel, draw_levels
+
+
+@dataclass
+class WaveNetConfig:
+    channels: int = knob(32, "Residual channels C (the dilated convolutions output 2C).", minimum=1)
+    skip_channels: int = knob(32, "Channels of the skip connections summed into the head.",
+                              minimum=1)
+    layers_per_stack: int = knob(7, "n: dilations 1, 2, ..., 2^(n-1) in each stack.", minimum=1)
+    stacks: int = knob(2, "Stacks of dilated layers (receptive field 1 + stacks (2^n - 1)).",
+                       minimum=1)
+    head_channels: int = knob(32, "Hidden 1x1 layer of the output head.", minimum=1)
+    position_dim: int = knob(16, "Size of the learned row and column embeddings (the "
+                             "conditioning input).", minimum=1)
+    embed_dim: int = knob(16, "Size of the learned level embedding (grayscale / code priors only).",
+                          minimum=1)
+
+
+class WaveNet(AutoregressiveModel):
+    """WaveNet over the pixels in raster order, conditioned on the position; binary or
+    categorical pixels."""
+
+    Config = WaveNetConfig
+    paper = "van den Oord et al. 2016c (WaveNet: A Generative Model for Raw Audio)"
+
+    def __init__(self, config: WaveNetConfig, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        channels, height, width = self.image_shape
+        if channels != 1:
+            raise ValueError("the raster WaveNet assumes one image channel")
+        C = config.channels
+        self.dilations = [2 ** i for _ in range(config.stacks)
+                          for i in range(config.layers_per_stack)]
+        self.previous = PreviousPixel(self.levels, config.embed_dim)
+        self.input = nn.Conv1d(self.previous.out_features, C, 1)
+        self.position = RasterPosition(height, width, config.position_dim)
+        # V of every layer in one map: position (P) -> a (2C) gate bias per layer.
+        self.condition = nn.Linear(config.position_dim, 2 * C * len(self.dilations), bias=False)
+        self.dilated = nn.ModuleList(nn.Conv1d(C, 2 * C, 2, dilation=d) for d in self.dilations)
+        # The last layer's output feeds only the head: no residual map there.
+        self.residual = nn.ModuleList(nn.Conv1d(C, C, 1) for _ in self.dilations[:-1])
+        self.skip = nn.ModuleList(nn.Conv1d(C, config.skip_channels, 1) for _ in self.dilations)
+        out = 1 if self.levels == 2 else self.levels
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(config.skip_channels, config.head_channels, 1),
+                                  nn.ReLU(), nn.Conv1d(config.head_channels, out, 1))
+
+    def receptive_field(self) -> int:
+        """How many pixels before pixel t its logits can depend on."""
+        return 1 + sum(self.dilations)
+
+    def conditions(self, dtype: torch.dtype) -> Tensor:
+        """The gate bias V_k p_t of every layer k and pixel t: (layers, 2C, D)."""
+        cond = self.condition(self.position().to(dtype))  # (D, layers * 2C)
+        return cond.T.unflatten(0, (len(self.dilations), 2 * self.config.channels))
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """Logits (B, C, H, W) when levels == 2, else (B, levels, C, H, W)."""
+        B = len(x)
+        h = self.input(self.previous(x.flatten(1)).transpose(1, 2))  # (B, C, D)
+        conds = self.conditions(h.dtype)  # (layers, 2C, D)
+        skips = 0
+        for k, d in enumerate(self.dilations):
+            pre = self.dilated[k](F.pad(h, (d, 0))) + conds[k]  # (B, 2C, D): reads t - d and t
+            a, b = pre.chunk(2, dim=1)
+            z = torch.tanh(a) * torch.sigmoid(b)  # (B, C, D)
+            skips = skips + self.skip[k](z)  # (B, S, D)
+            if k < len(self.residual):
+                h = h + self.residual[k](z)
+        logits = self.head(skips)  # (B, 1 | levels, D)
+        if self.levels == 2:
+            return logits.view(B, *self.image_shape)
+        return logits.view(B, self.levels, *self.image_shape)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, y: Tensor | None = None, generator: torch.Generator | None = None,
+               given: Tensor | None = None, given_mask: Tensor | None = None) -> Tensor:
+        """Draw ``n`` images one position at a time, with a queue of past inputs per layer.
+
+        Draws the same pixels, in the same order, from the same generator as the generic loop
+        (``AutoregressiveModel.sample``), including the ``given`` / ``given_mask`` completion.
+        """
+        x = torch.zeros((n, *self.image_shape), device=self.device, dtype=self.dtype)
+        if given is not None:
+            x = given.to(self.device, self.dtype).clone()
+        flat = x.view(n, -1)  # (n, D), a view: drawn pixels land in x
+        flat_mask = None if given_mask is None else given_mask.flatten().tolist()
+        conds = self.conditions(self.dtype)  # (layers, 2C, D)
+        C = self.config.channels
+        # Layer k's queue holds its inputs h at t - d_k .. t - 1 (slot t mod d_k); zeros before
+        # the first pixel, as forward's left padding.
+        queues = [x.new_zeros(n, C, d) for d in self.dilations]
+        previous = self.previous.step(None, x)  # (n, F)
+        head_1, head_2 = self.head[1], self.head[3]
+        for t in range(self.num_pixels):
+            h = F.linear(previous, self.input.weight[:, :, 0], self.input.bias)  # (n, C)
+            skips = 0
+            for k, d in enumerate(self.dilations):
+                slot = t % d
+                window = torch.stack([queues[k][:, :, slot], h], dim=2)  # (n, C, 2): t - d, t
+                queues[k][:, :, slot] = h
+                pre = conv_at(window, self.dilated[k].weight, self.dilated[k].bias) + conds[k, :, t]
+                a, b = pre.chunk(2, dim=1)
+                z = torch.tanh(a) * torch.sigmoid(b)  # (n, C)
+                skips = skips + F.linear(z, self.skip[k].weight[:, :, 0], self.skip[k].bias)
+                if k < len(self.residual):
+                    h = h + F.linear(z, self.residual[k].weight[:, :, 0], self.residual[k].bias)
+            hidden = F.relu(F.linear(F.relu(skips), head_1.weight[:, :, 0], head_1.bias))
+            logits = F.linear(hidden, head_2.weight[:, :, 0], head_2.bias)  # (n, 1 | levels)
+            if flat_mask is None or not flat_mask[t]:
+                flat[:, t] = draw_levels(logits[:, 0] if self.levels == 2 else logits,
+                                         self.levels, generator)
+            previous = self.previous.step(flat[:, t], x)
+        return x
