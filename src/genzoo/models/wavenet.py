@@ -23,6 +23,9 @@ the image costs about one forward pass (the generic loop reruns the whole networ
 
 NOTE: no initial causal convolution before the first layer: the input shift already makes the
 network causal, and the first dilated layer reads two input positions.
+NOTE: the convolutions are written as linear maps over the channels of (B, D, C) tensors: kernel 2
+at dilation d is one map of the concatenated (h_{t-d}, h_t), 1x1 a map of h_t. The same function
+as Conv1d, but the dilated Conv1d is about 1.7x slower on a CPU.
 NOTE: levels == 2 gives Bernoulli logits instead of the paper's 256-way mu-law softmax; levels > 2
 gives categorical logits and reads a learned embedding of the level, so the model can also be a
 prior over VQ-VAE codes.
@@ -37,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import knob
-from ..nn import PreviousPixel, RasterPosition, conv_at
+from ..nn import PreviousPixel, RasterPosition
 from .base import AutoregressiveModel, draw_levels
 
 
@@ -72,44 +75,46 @@ class WaveNet(AutoregressiveModel):
         self.dilations = [2 ** i for _ in range(config.stacks)
                           for i in range(config.layers_per_stack)]
         self.previous = PreviousPixel(self.levels, config.embed_dim)
-        self.input = nn.Conv1d(self.previous.out_features, C, 1)
+        self.input = nn.Linear(self.previous.out_features, C)
         self.position = RasterPosition(height, width, config.position_dim)
         # V of every layer in one map: position (P) -> a (2C) gate bias per layer.
         self.condition = nn.Linear(config.position_dim, 2 * C * len(self.dilations), bias=False)
-        self.dilated = nn.ModuleList(nn.Conv1d(C, 2 * C, 2, dilation=d) for d in self.dilations)
+        # Kernel 2 at dilation d: one linear map of (h_{t-d}, h_t), (2C) -> (2C).
+        self.dilated = nn.ModuleList(nn.Linear(2 * C, 2 * C) for _ in self.dilations)
         # The last layer's output feeds only the head: no residual map there.
-        self.residual = nn.ModuleList(nn.Conv1d(C, C, 1) for _ in self.dilations[:-1])
-        self.skip = nn.ModuleList(nn.Conv1d(C, config.skip_channels, 1) for _ in self.dilations)
+        self.residual = nn.ModuleList(nn.Linear(C, C) for _ in self.dilations[:-1])
+        self.skip = nn.ModuleList(nn.Linear(C, config.skip_channels) for _ in self.dilations)
         out = 1 if self.levels == 2 else self.levels
-        self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(config.skip_channels, config.head_channels, 1),
-                                  nn.ReLU(), nn.Conv1d(config.head_channels, out, 1))
+        self.head = nn.Sequential(nn.ReLU(), nn.Linear(config.skip_channels, config.head_channels),
+                                  nn.ReLU(), nn.Linear(config.head_channels, out))
 
     def receptive_field(self) -> int:
         """How many pixels before pixel t its logits can depend on."""
         return 1 + sum(self.dilations)
 
     def conditions(self, dtype: torch.dtype) -> Tensor:
-        """The gate bias V_k p_t of every layer k and pixel t: (layers, 2C, D)."""
+        """The gate bias V_k p_t of every layer k and pixel t: (layers, D, 2C)."""
         cond = self.condition(self.position().to(dtype))  # (D, layers * 2C)
-        return cond.T.unflatten(0, (len(self.dilations), 2 * self.config.channels))
+        return cond.unflatten(1, (len(self.dilations), 2 * self.config.channels)).transpose(0, 1)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Logits (B, C, H, W) when levels == 2, else (B, levels, C, H, W)."""
         B = len(x)
-        h = self.input(self.previous(x.flatten(1)).transpose(1, 2))  # (B, C, D)
-        conds = self.conditions(h.dtype)  # (layers, 2C, D)
+        h = self.input(self.previous(x.flatten(1)))  # (B, D, C)
+        conds = self.conditions(h.dtype)  # (layers, D, 2C)
         skips = 0
         for k, d in enumerate(self.dilations):
-            pre = self.dilated[k](F.pad(h, (d, 0))) + conds[k]  # (B, 2C, D): reads t - d and t
-            a, b = pre.chunk(2, dim=1)
-            z = torch.tanh(a) * torch.sigmoid(b)  # (B, C, D)
-            skips = skips + self.skip[k](z)  # (B, S, D)
+            past = F.pad(h, (0, 0, d, 0))[:, :-d]  # (B, D, C): h_{t-d}, zeros before the start
+            pre = self.dilated[k](torch.cat([past, h], dim=2)) + conds[k]  # (B, D, 2C)
+            a, b = pre.chunk(2, dim=2)
+            z = torch.tanh(a) * torch.sigmoid(b)  # (B, D, C)
+            skips = skips + self.skip[k](z)  # (B, D, S)
             if k < len(self.residual):
                 h = h + self.residual[k](z)
-        logits = self.head(skips)  # (B, 1 | levels, D)
+        logits = self.head(skips)  # (B, D, 1 | levels)
         if self.levels == 2:
             return logits.view(B, *self.image_shape)
-        return logits.view(B, self.levels, *self.image_shape)
+        return logits.transpose(1, 2).reshape(B, self.levels, *self.image_shape)
 
     @torch.no_grad()
     def sample(self, n: int, *, y: Tensor | None = None, generator: torch.Generator | None = None,
@@ -124,28 +129,25 @@ class WaveNet(AutoregressiveModel):
             x = given.to(self.device, self.dtype).clone()
         flat = x.view(n, -1)  # (n, D), a view: drawn pixels land in x
         flat_mask = None if given_mask is None else given_mask.flatten().tolist()
-        conds = self.conditions(self.dtype)  # (layers, 2C, D)
+        conds = self.conditions(self.dtype)  # (layers, D, 2C)
         C = self.config.channels
         # Layer k's queue holds its inputs h at t - d_k .. t - 1 (slot t mod d_k); zeros before
         # the first pixel, as forward's left padding.
-        queues = [x.new_zeros(n, C, d) for d in self.dilations]
+        queues = [x.new_zeros(n, d, C) for d in self.dilations]
         previous = self.previous.step(None, x)  # (n, F)
-        head_1, head_2 = self.head[1], self.head[3]
         for t in range(self.num_pixels):
-            h = F.linear(previous, self.input.weight[:, :, 0], self.input.bias)  # (n, C)
+            h = self.input(previous)  # (n, C)
             skips = 0
             for k, d in enumerate(self.dilations):
                 slot = t % d
-                window = torch.stack([queues[k][:, :, slot], h], dim=2)  # (n, C, 2): t - d, t
-                queues[k][:, :, slot] = h
-                pre = conv_at(window, self.dilated[k].weight, self.dilated[k].bias) + conds[k, :, t]
+                pre = self.dilated[k](torch.cat([queues[k][:, slot], h], dim=1)) + conds[k, t]
+                queues[k][:, slot] = h  # pop h_{t-d}, push h_t
                 a, b = pre.chunk(2, dim=1)
                 z = torch.tanh(a) * torch.sigmoid(b)  # (n, C)
-                skips = skips + F.linear(z, self.skip[k].weight[:, :, 0], self.skip[k].bias)
+                skips = skips + self.skip[k](z)  # (n, S)
                 if k < len(self.residual):
-                    h = h + F.linear(z, self.residual[k].weight[:, :, 0], self.residual[k].bias)
-            hidden = F.relu(F.linear(F.relu(skips), head_1.weight[:, :, 0], head_1.bias))
-            logits = F.linear(hidden, head_2.weight[:, :, 0], head_2.bias)  # (n, 1 | levels)
+                    h = h + self.residual[k](z)
+            logits = self.head(skips)  # (n, 1 | levels)
             if flat_mask is None or not flat_mask[t]:
                 flat[:, t] = draw_levels(logits[:, 0] if self.levels == 2 else logits,
                                          self.levels, generator)
