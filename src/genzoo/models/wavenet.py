@@ -6,7 +6,7 @@ figure 4; the fast sampler is Paine et al., "Fast Wavenet Generation Algorithm",
 arXiv:1611.09482 (2016).
 
     input:   s_t = x_{t-1} (the sequence shifted right by one), 1x1 convolution to C channels
-    layer k: z = tanh(W_f,k * h + V_f,k p_t) . sigmoid(W_g,k * h + V_g,k p_t)     (eq. 2 and 3)
+    layer k: z = tanh(W_f,k * h + V_f,k p_t) . sigmoid(W_g,k * h + V_g,k p_t)  (eq. 2, sec. 2.5)
              h <- h + 1x1(z) (residual),  skip <- skip + 1x1(z)
     head:    1x1(relu(1x1(relu(skip))))  -> logits of pixel t
 
@@ -14,8 +14,8 @@ W * h is a causal convolution with kernel 2 and dilation d_k: it reads h_{t - d_
 dilations are 1, 2, 4, ..., 2^(n-1), repeated in ``stacks`` (figure 3), so step t sees the
 ``receptive_field()`` pixels before it: 1 + stacks (2^n - 1) of them. p_t is the position of
 pixel t in the image (learned row and column embeddings), the paper's local conditioning with a
-1x1 map per layer (eq. 3, V * y), so the network knows which row and column it predicts. The input
-is shifted, so every feature at t depends on pixels < t only.
+1x1 map per layer (section 2.5, V * y), so the network knows which row and column it predicts.
+The input is shifted, so every feature at t depends on pixels < t only.
 
 Sampling follows Paine et al.: layer k keeps a queue of its last d_k inputs; step t pops h_{t-d_k}
 off it and pushes h_t, so a pixel costs one kernel-2 convolution per layer at one position, and
