@@ -70,14 +70,16 @@ def bench(name: str, scale: str, args) -> dict:
     naive_s, naive = timed(lambda: naive_sample(model, n, pixels, seed=0))
     result["naive_s"] = round(naive_s * D / pixels, 3)
     result["naive_pixels"] = pixels
-    result["identical"] = bool(torch.equal(naive.flatten(1)[:, :pixels], fast.flatten(1)[:, :pixels]))
+    result["identical"] = bool(torch.equal(naive.flatten(1)[:, :pixels],
+                                           fast.flatten(1)[:, :pixels]))
     result["speedup"] = round(result["naive_s"] / fast_s, 1)
 
     model.train()
     x = (torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(1)) < 0.2).float()
     model.loss(x).backward()  # warm-up
     steps, start = 0, time.perf_counter()
-    while steps < args.train_steps and (steps == 0 or time.perf_counter() - start < args.train_budget):
+    while steps < args.train_steps and (
+            steps == 0 or time.perf_counter() - start < args.train_budget):
         model.loss(x).backward()
         steps += 1
     result["train_images_per_s"] = round(64 * steps / (time.perf_counter() - start), 1)
@@ -89,7 +91,8 @@ def table(runs: list[dict]) -> str:
              "| identical | train images/s (batch 64) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for run in runs:
-        pixels = "all 784" if run["naive_pixels"] == 784 else f"{run['naive_pixels']} (extrapolated)"
+        pixels = ("all 784" if run["naive_pixels"] == 784
+                  else f"{run['naive_pixels']} (extrapolated)")
         lines.append(f"| {run['model']} | {run['scale']} | {run['parameters']:,} | {run['fast_s']} "
                      f"| {run['naive_s']} | {pixels} | {run['speedup']}x | {run['identical']} "
                      f"| {run['train_images_per_s']} |")

@@ -219,7 +219,7 @@ def level_logits(out: Tensor, levels: int, channels: int) -> Tensor:
     return out.unflatten(1, (levels, channels))
 
 
-# -- sequence models over the raster (LSTM, WaveNet) -------------------------------------------------
+# -- sequence models over the raster (LSTM, WaveNet) ---------------------------------------------
 
 class PreviousPixel(nn.Module):
     """What a raster sequence model reads at step t: pixel t - 1, so step t predicts pixel t from
