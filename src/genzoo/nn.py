@@ -217,3 +217,48 @@ def level_logits(out: Tensor, levels: int, channels: int) -> Tensor:
     if levels == 2:
         return out
     return out.unflatten(1, (levels, channels))
+
+
+# -- sequence models over the raster (LSTM, WaveNet) ---------------------------------------------
+
+class PreviousPixel(nn.Module):
+    """What a raster sequence model reads at step t: pixel t - 1, so step t predicts pixel t from
+    pixels < t only. Binary levels read 2x - 1 (so +-1, and 0 before the first pixel); levels > 2
+    a learned embedding, with one extra row for "before the first pixel".
+
+    (B, D) float levels -> (B, D, out_features).
+    """
+
+    def __init__(self, levels: int, dim: int) -> None:
+        super().__init__()
+        self.levels = levels
+        self.embedding = nn.Embedding(levels + 1, dim) if levels > 2 else None
+        self.out_features = 1 if levels == 2 else dim
+
+    def step(self, pixel: Tensor | None, x: Tensor) -> Tensor:
+        """The input after ``pixel`` ((B,) levels; None before the first pixel) of the images
+        ``x`` (B, ...) being drawn: (B, F), as ``forward`` gives it at that step."""
+        if self.embedding is None:
+            return x.new_zeros(len(x), 1) if pixel is None else (2 * pixel - 1)[:, None]
+        if pixel is None:
+            pixel = torch.full((len(x),), self.levels, device=x.device)
+        return self.embedding(pixel.long())
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, D) -> (B, D, F)
+        if self.embedding is None:
+            return F.pad(2 * x[:, :-1, None] - 1, (0, 0, 1, 0))
+        previous = F.pad(x[:, :-1].long(), (1, 0), value=self.levels)  # (B, D), start symbol first
+        return self.embedding(previous)
+
+
+class RasterPosition(nn.Module):
+    """Where pixel t of a (H, W) raster is: a learned row embedding plus a learned column
+    embedding, (H * W, dim), row-major like the raster."""
+
+    def __init__(self, height: int, width: int, dim: int) -> None:
+        super().__init__()
+        self.rows = nn.Embedding(height, dim)
+        self.cols = nn.Embedding(width, dim)
+
+    def forward(self) -> Tensor:  # (D, dim)
+        return (self.rows.weight[:, None] + self.cols.weight[None, :]).flatten(0, 1)

@@ -43,6 +43,17 @@ REFERENCES: dict[str, list[Reference]] = {
     "gated_pixelcnn": [
         Reference("pytorch-generative", 81.50, "README, dynamic binarization", PYTORCH_GENERATIVE),
     ],
+    # No paper scores a one-dimensional LSTM over the raster on binarized MNIST; the nearest
+    # published ones are PixelRNN's two-dimensional LSTMs (rows, or diagonals with residual layers).
+    "lstm": [
+        Reference("van den Oord et al. 2016a (ICML)", 80.54, "Table 4, Row LSTM (a 2-D LSTM)",
+                  "https://arxiv.org/abs/1601.06759"),
+        Reference("van den Oord et al. 2016a (ICML)", 79.20,
+                  "Table 4, Diagonal BiLSTM, 7 layers, h = 16 (a 2-D LSTM)",
+                  "https://arxiv.org/abs/1601.06759"),
+    ],
+    # The WaveNet paper (van den Oord et al. 2016c) models audio: no binarized-MNIST figure.
+    "wavenet": [],
     # Burda et al.'s test NLLs are themselves estimates with k = 5000 importance samples: bounds.
     "vae": [
         Reference("Burda, Grosse & Salakhutdinov 2016 (ICLR)", 86.76,
