@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,6 +22,11 @@ def local_mirror() -> Path:
         pytest.exit(f"no MNIST mirror at {path}: set GENZOO_DATA_MIRROR to a folder with the "
                     "four MNIST .gz files", returncode=3)
     return path
+
+
+def smoke_models() -> tuple[str, ...]:
+    """The models of the smoke config, in its order (every pipeline and SLURM test runs them)."""
+    return tuple(yaml.safe_load((REPO / "tests/smoke/params.yaml").read_text())["models"])
 
 
 PROJECT_FILES = ("Snakefile", "workflow", "src", "profiles", "slurm", "params-paper.yaml", "dvc.yaml")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, local_mirror, make_project
+from conftest import REPO, local_mirror, make_project, smoke_models
 
 pytestmark = [pytest.mark.slurm, pytest.mark.pipeline]
 
@@ -45,7 +45,7 @@ SMALL = [*ONE_THREAD, "--set-resources", *(
 # Poll SLURM often: the profile's 20 s before the first status check is meant for real clusters.
 FAST_POLL = ["--slurm-init-seconds-before-status-checks", "2",
              "--seconds-between-status-checks", "2"]
-ZOO = ["independent", "nade", "made", "cond_gated_pixelcnn", "lstm", "wavenet", "vae", "vqvae"]  # the smoke config's models
+ZOO = list(smoke_models())
 SEEDS = {"nade": [0, 1]}  # the smoke config's runs (the other models: seed 0 alone)
 RUNS = [f"{model}_{seed}" for model in ZOO for seed in SEEDS.get(model, [0])]
 # The plugin names a job's log folder and comment after its wildcard values joined by "_"
