@@ -62,9 +62,36 @@ def conv_at(window: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return F.linear(window.flatten(1), weight.flatten(1), bias)
 
 
+def matrix_of(conv: nn.Conv2d) -> tuple[Tensor, Tensor | None]:
+    """A 1x1 convolution as the (weight (C_out, C_in), bias) of ``F.linear``, flattened once."""
+    return conv.weight.flatten(1).contiguous(), conv.bias
+
+
 def conv1x1_at(conv: nn.Conv2d, x: Tensor) -> Tensor:
     """A 1x1 convolution at one position: (B, C_in) -> (B, C_out)."""
     return F.linear(x, conv.weight.flatten(1), conv.bias)
+
+
+def window_rows(weight: Tensor) -> list[Tensor]:
+    """A kernel (C_out, C_in, kh, kw) as one (C_out, kw * C_in) matrix per kernel row, laid out
+    as a row of a channels-last window, (kw, C_in) flattened: see ``conv_at_rows``."""
+    return [weight[:, :, i].permute(0, 2, 1).reshape(len(weight), -1).contiguous()
+            for i in range(weight.shape[2])]
+
+
+def conv_at_rows(cache: Tensor, top: int, left: int, rows: list[Tensor],
+                 bias: Tensor | None) -> Tensor:
+    """One output position of a convolution from a channels-last cache (B, H', W', C_in): the
+    window whose top-left corner is (top, left), with ``rows`` = ``window_rows(weight)``: (B, C_out).
+
+    A row of the window is contiguous in each image, so each kernel row is one matrix product
+    over a view, where flattening the whole window would copy it (the copy was most of a step
+    of the PixelCNN sampler at small batches)."""
+    width = rows[0].shape[1] // cache.shape[3]
+    out = F.linear(cache[:, top, left:left + width].flatten(1), rows[0], bias)
+    for i, row in enumerate(rows[1:], start=1):
+        out = out + F.linear(cache[:, top + i, left:left + width].flatten(1), row)
+    return out
 
 
 class MaskedConv2d(nn.Conv2d):

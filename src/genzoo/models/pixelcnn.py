@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import knob
-from ..nn import LevelInput, MaskedConv2d, conv1x1_at, conv_at, level_logits
+from ..nn import (LevelInput, MaskedConv2d, conv1x1_at, conv_at_rows, level_logits,
+                  matrix_of, window_rows)
 from .base import AutoregressiveModel, draw_levels
 
 
@@ -109,23 +110,24 @@ class PixelCNN(AutoregressiveModel):
             x = given.to(self.device, self.dtype).clone()
         flat_mask = None if given_mask is None else given_mask.flatten().tolist()
 
-        def padded(channels: int, p: int) -> Tensor:  # a cache padded top, left, right by p
-            return x.new_zeros(n, channels, H + p, W + 2 * p)
+        def padded(channels: int, p: int) -> Tensor:  # channels-last, padded top, left, right
+            return x.new_zeros(n, H + p, W + 2 * p, channels)
 
         p0, p = self.first.kernel_size[0] // 2, self.config.kernel_size // 2
-        x_cache = padded(self.input.out_channels, p0)  # (n, C_in, H + p0, W + 2 p0)
-        first_weight = self.first.causal_weight()
+        x_cache = padded(self.input.out_channels, p0)  # (n, H + p0, W + 2 p0, C_in)
+        first_rows = window_rows(self.first.causal_weight())
         caches = [padded(self.config.channels // 2, p) for _ in self.blocks]  # bottleneck inputs
-        weights = [block.conv.causal_weight() for block in self.blocks]
+        conv_rows = [window_rows(block.conv.causal_weight()) for block in self.blocks]
+        reduce = [matrix_of(block.reduce) for block in self.blocks]  # 1x1 maps as (W, b)
+        expand = [matrix_of(block.expand) for block in self.blocks]
         for r in range(H):
             for c in range(W):
-                h = self.first.at(x_cache, r, c, first_weight)  # (n, 2h)
-                for block, cache, weight in zip(self.blocks, caches, weights):
-                    cache[:, :, r + p, c + p] = F.relu(conv1x1_at(block.reduce, F.relu(h)))
-                    t = F.relu(conv_at(cache[:, :, r:r + p + 1, c:c + 2 * p + 1], weight,
-                                       block.conv.bias))  # (n, h)
-                    h = h + conv1x1_at(block.expand, t)
+                h = conv_at_rows(x_cache, r, c, first_rows, self.first.bias)  # (n, 2h)
+                for i, block in enumerate(self.blocks):
+                    caches[i][:, r + p, c + p] = F.relu(F.linear(F.relu(h), *reduce[i]))
+                    t = F.relu(conv_at_rows(caches[i], r, c, conv_rows[i], block.conv.bias))
+                    h = h + F.linear(t, *expand[i])  # (n, 2h)
                 if flat_mask is None or not flat_mask[r * W + c]:
                     x[:, 0, r, c] = draw_levels(self._head_at(h), self.levels, generator)
-                x_cache[:, :, r + p0, c + p0] = self.input(x[:, :, r:r + 1, c:c + 1])[:, :, 0, 0]
+                x_cache[:, r + p0, c + p0] = self.input(x[:, :, r:r + 1, c:c + 1])[:, :, 0, 0]
         return x
