@@ -30,16 +30,20 @@ BUILDERS = {
 NAMES = sorted(BUILDERS)
 
 
-def build(name: str, shape, levels: int = 2, scale: float = 1.5, **kw) -> AutoregressiveModel:
-    """A fresh model in float64 with extra weight noise (std scale / sqrt(fan-in)), so that its
-    distribution is far from uniform."""
-    torch.manual_seed(1)
-    model = BUILDERS[name](shape, levels, **kw)
+def with_weight_noise(model: AutoregressiveModel, scale: float) -> AutoregressiveModel:
+    """The model in float64, eval mode, with extra weight noise (std scale / sqrt(fan-in)), so
+    that its distribution is far from uniform."""
     with torch.no_grad():
         for parameter in model.parameters():
             fan_in = parameter[0].numel() if parameter.dim() > 1 else parameter.numel()
             parameter.add_(torch.randn_like(parameter) * scale / fan_in ** 0.5)
     return model.double().eval()
+
+
+def build(name: str, shape, levels: int = 2, scale: float = 1.5, **kw) -> AutoregressiveModel:
+    """A fresh noisy model (``with_weight_noise``) in float64."""
+    torch.manual_seed(1)
+    return with_weight_noise(BUILDERS[name](shape, levels, **kw), scale)
 
 
 def test_the_models_are_in_the_zoo():

@@ -201,6 +201,18 @@ class GenerativeModel(Trainable):
     def evaluate_keys(cls) -> tuple[str, ...]:
         return cls.score_settings + (("agreement_samples",) if cls.needs_judge() else ())
 
+    def checked_labels(self, y: Tensor | None, batch: int) -> Tensor:
+        """The class labels of a conditional model's ``batch`` images as a (B,) long tensor on its
+        device; a clear ValueError when they are missing, misshapen or out of range."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} needs the class labels y, shape (B,)")
+        y = torch.as_tensor(y, device=self.device).long()
+        if y.shape != (batch,):
+            raise ValueError(f"y must have shape ({batch},), got {tuple(y.shape)}")
+        if y.numel() and (y.min() < 0 or y.max() >= self.num_classes):
+            raise ValueError(f"labels must lie in [0, {self.num_classes})")
+        return y
+
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """log p(x) in nats per image, shape (B,) (a lower bound where ``nll_kind == 'bound'``)."""
         raise NotImplementedError
