@@ -1,10 +1,10 @@
 """Pixel Transformer: a decoder-only Transformer over the 784 pixels in raster order.
 
 Chen, Radford, Child, Wu, Jun, Luan & Sutskever, "Generative Pretraining from Pixels", ICML 2020
-(ImageGPT), section 2.1 and 3.2: a GPT-2 decoder over the image as a sequence, trained by the
-autoregressive NLL. The blocks are those of Vaswani et al., "Attention Is All You Need", NeurIPS
-2017 (section 3.2, eq. 1, multi-head attention), with the layer norm before each sub-layer (GPT-2,
-ImageGPT eq. 3-4):
+(ImageGPT), section 2 (the autoregressive objective over the raster, and the architecture): a
+GPT-2 decoder over the image as a sequence, trained by the NLL. The blocks are those of Vaswani et
+al., "Attention Is All You Need", NeurIPS 2017 (section 3.2, eq. 1, multi-head attention), with
+the layer norm before each sub-layer, as in GPT-2 and ImageGPT:
 
     input at step t:  h_t = W_in [pixel x_{t-1}] + row embedding(r_t) + column embedding(c_t)
     block (x L):      h <- h + MultiHeadCausalAttention(LayerNorm(h))
