@@ -335,3 +335,40 @@ def draw_levels(logits: Tensor, levels: int, generator: torch.Generator | None) 
         return (uniform < torch.sigmoid(logits)).to(logits.dtype)
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(logits.dtype)
+
+
+# -- the raster sequence models (LSTM, WaveNet, Transformer) -------------------------------------
+
+def sequence_logits(logits: Tensor, levels: int, image_shape: tuple[int, ...]) -> Tensor:
+    """Per-step logits (B, D, 1 | levels) of a model over the raster -> the layouts of
+    ``pixel_log_prob``: (B, C, H, W) when ``levels == 2``, else (B, levels, C, H, W)."""
+    B = len(logits)
+    if levels == 2:
+        return logits[..., 0].reshape(B, *image_shape)
+    return logits.transpose(1, 2).reshape(B, levels, *image_shape)
+
+
+def sample_raster(model: AutoregressiveModel, n: int, step: Callable[[int, Tensor], Tensor], *,
+                  generator: torch.Generator | None = None, given: Tensor | None = None,
+                  given_mask: Tensor | None = None) -> Tensor:
+    """The incremental sampling loop of the raster sequence models, one step per pixel.
+
+    ``step(t, previous)`` returns the logits of pixel t, (n, 1 | levels), from ``previous`` =
+    ``model.previous.step`` of pixel t - 1, (n, F), and whatever state the model carries from its
+    earlier calls (an LSTM state, WaveNet's queues, the Transformer's key/value caches). Draws the
+    same pixels, in the same order, from the same generator as the generic loop
+    (``AutoregressiveModel.sample``), including the ``given`` / ``given_mask`` completion.
+    """
+    x = torch.zeros((n, *model.image_shape), device=model.device, dtype=model.dtype)
+    if given is not None:
+        x = given.to(model.device, model.dtype).clone()
+    flat = x.view(n, -1)  # (n, D), a view: drawn pixels land in x
+    flat_mask = None if given_mask is None else given_mask.flatten().tolist()
+    previous = model.previous.step(None, x)  # (n, F)
+    for t in range(model.num_pixels):
+        logits = step(t, previous)  # (n, 1 | levels)
+        if flat_mask is None or not flat_mask[t]:
+            flat[:, t] = draw_levels(logits[:, 0] if model.levels == 2 else logits,
+                                     model.levels, generator)
+        previous = model.previous.step(flat[:, t], x)
+    return x

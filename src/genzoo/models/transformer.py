@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..nn import PreviousPixel, RasterPosition
-from .base import AutoregressiveModel, draw_levels
+from .base import AutoregressiveModel, sample_raster, sequence_logits
 
 
 @dataclass
@@ -158,7 +158,8 @@ class Transformer(AutoregressiveModel):
         return None
 
     def embed(self, previous: Tensor, position: Tensor, cond: Tensor | None) -> Tensor:
-        """The residual stream's input: (B, T, F) previous pixels, (T, dim) positions -> (B, T, dim)."""
+        """The residual stream's input: previous pixels (B, T, F), positions (T, dim) and the
+        conditioning (B, dim) or None -> (B, T, dim)."""
         h = self.input(previous) + position.to(previous.dtype)
         return h if cond is None else h + cond[:, None]
 
@@ -167,15 +168,11 @@ class Transformer(AutoregressiveModel):
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Logits (B, C, H, W) when levels == 2, else (B, levels, C, H, W)."""
-        B = len(x)
         h = self.embed(self.previous(x.flatten(1)), self.position(),
-                       self.conditioning(y, B))  # (B, D, dim)
+                       self.conditioning(y, len(x)))  # (B, D, dim)
         for block in self.blocks:
             h = block(h)
-        logits = self.logits(h)  # (B, D, 1 | levels)
-        if self.levels == 2:
-            return logits[..., 0].view(B, *self.image_shape)
-        return logits.transpose(1, 2).reshape(B, self.levels, *self.image_shape)
+        return sequence_logits(self.logits(h), self.levels, self.image_shape)
 
     @torch.no_grad()
     def sample(self, n: int, *, y: Tensor | None = None, generator: torch.Generator | None = None,
@@ -185,24 +182,18 @@ class Transformer(AutoregressiveModel):
         Draws the same pixels, in the same order, from the same generator as the generic loop
         (``AutoregressiveModel.sample``), including the ``given`` / ``given_mask`` completion.
         """
-        x = torch.zeros((n, *self.image_shape), device=self.device, dtype=self.dtype)
-        if given is not None:
-            x = given.to(self.device, self.dtype).clone()
-        flat = x.view(n, -1)  # (n, D), a view: drawn pixels land in x
-        flat_mask = None if given_mask is None else given_mask.flatten().tolist()
         cond = self.conditioning(y, n)  # (n, dim) or None
         position = self.position()  # (D, dim)
         d_head = self.config.dim // self.config.heads
-        caches = [tuple(x.new_zeros(n, self.config.heads, self.num_pixels, d_head)
-                        for _ in range(2)) for _ in self.blocks]  # keys, values of each block
-        previous = self.previous.step(None, x)  # (n, F)
-        for t in range(self.num_pixels):
+        caches = [tuple(torch.zeros(n, self.config.heads, self.num_pixels, d_head,
+                                    device=self.device, dtype=self.dtype) for _ in range(2))
+                  for _ in self.blocks]  # keys, values of each block
+
+        def step(t: int, previous: Tensor) -> Tensor:  # (n, F) -> (n, 1 | levels)
             h = self.embed(previous[:, None], position[t:t + 1], cond)  # (n, 1, dim)
             for block, cache in zip(self.blocks, caches):
                 h = block.step(h, t, cache)
-            logits = self.logits(h)[:, 0]  # (n, 1 | levels)
-            if flat_mask is None or not flat_mask[t]:
-                flat[:, t] = draw_levels(logits[:, 0] if self.levels == 2 else logits,
-                                         self.levels, generator)
-            previous = self.previous.step(flat[:, t], x)
-        return x
+            return self.logits(h)[:, 0]
+
+        return sample_raster(self, n, step, generator=generator, given=given,
+                             given_mask=given_mask)
