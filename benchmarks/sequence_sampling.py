@@ -1,7 +1,7 @@
 """Sampling and training throughput of the raster sequence models: fast sampler vs generic loop.
 
-Builds each sequence model (by registry name: ``lstm``, ``wavenet``, and later ``transformer``,
-``pixelsnail``) with random weights (timing needs no training) on 28x28 binary images, at the
+Builds each sequence model (by registry name: ``lstm``, ``wavenet``, ``transformer``,
+``cond_transformer``, and later ``pixelsnail``) with random weights (timing needs no training) on 28x28 binary images, at the
 architecture of params.yaml ("laptop") and of params-paper.yaml ("paper"), and measures:
 
 * fast: ``model.sample(n)`` (the model's incremental sampler), wall seconds for n images;
@@ -11,6 +11,8 @@ architecture of params.yaml ("laptop") and of params-paper.yaml ("paper"), and m
   against the fast sampler's first k (``identical``);
 * train: images/s of forward + backward of the NLL at batch 64 (a few steps, at most
   ``--train-budget`` seconds after one warm-up step).
+
+A class-conditional model gets the labels 0, 1, ..., 9, 0, ... for its images, in all three.
 
 Usage:
     PYTHONPATH=src python benchmarks/sequence_sampling.py [--models lstm wavenet] [--threads 1]
@@ -34,7 +36,7 @@ from machine import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = {"laptop": REPO / "params.yaml", "paper": REPO / "params-paper.yaml"}
-SEQUENCE_MODELS = ("lstm", "wavenet", "transformer", "pixelsnail")  # benchmarked when present
+SEQUENCE_MODELS = ("lstm", "wavenet", "transformer", "cond_transformer", "pixelsnail")  # benchmarked when present
 
 
 def timed(fn) -> tuple[float, object]:
@@ -43,11 +45,17 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+def labels(model, n: int) -> torch.Tensor | None:
+    """Labels 0, 1, ..., for a class-conditional model's ``n`` images; None for the others."""
+    return torch.arange(n) % model.num_classes if model.conditional else None
+
+
 def naive_sample(model, n: int, pixels: int, seed: int) -> torch.Tensor:
     """The generic loop over the first ``pixels`` pixels only (an instance-level ordering)."""
     model.ordering = lambda: torch.arange(pixels)
     try:
-        return AutoregressiveModel.sample(model, n, generator=torch.Generator().manual_seed(seed))
+        return AutoregressiveModel.sample(model, n, y=labels(model, n),
+                                          generator=torch.Generator().manual_seed(seed))
     finally:
         del model.ordering
 
@@ -61,11 +69,12 @@ def bench(name: str, scale: str, args) -> dict:
     result = {"model": name, "scale": scale, "config": vars(config),
               "parameters": model.num_parameters(), "n": n}
 
-    fast_s, fast = timed(lambda: model.sample(n, generator=torch.Generator().manual_seed(0)))
+    fast_s, fast = timed(lambda: model.sample(n, y=labels(model, n),
+                                              generator=torch.Generator().manual_seed(0)))
     result["fast_s"] = round(fast_s, 3)
 
     with torch.no_grad():  # one forward per pixel: estimate, then run all of it or a prefix
-        step_s, _ = timed(lambda: model(torch.zeros(n, 1, 28, 28)))
+        step_s, _ = timed(lambda: model(torch.zeros(n, 1, 28, 28), labels(model, n)))
     pixels = D if step_s * D <= args.naive_budget else max(2, int(args.naive_budget / step_s))
     naive_s, naive = timed(lambda: naive_sample(model, n, pixels, seed=0))
     result["naive_s"] = round(naive_s * D / pixels, 3)
@@ -76,11 +85,12 @@ def bench(name: str, scale: str, args) -> dict:
 
     model.train()
     x = (torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(1)) < 0.2).float()
-    model.loss(x).backward()  # warm-up
+    y = labels(model, 64)
+    model.loss(x, y).backward()  # warm-up
     steps, start = 0, time.perf_counter()
     while steps < args.train_steps and (
             steps == 0 or time.perf_counter() - start < args.train_budget):
-        model.loss(x).backward()
+        model.loss(x, y).backward()
         steps += 1
     result["train_images_per_s"] = round(64 * steps / (time.perf_counter() - start), 1)
     return result

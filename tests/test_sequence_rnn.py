@@ -30,16 +30,20 @@ BUILDERS = {
 NAMES = sorted(BUILDERS)
 
 
-def build(name: str, shape, levels: int = 2, scale: float = 1.5, **kw) -> AutoregressiveModel:
-    """A fresh model in float64 with extra weight noise (std scale / sqrt(fan-in)), so that its
-    distribution is far from uniform."""
-    torch.manual_seed(1)
-    model = BUILDERS[name](shape, levels, **kw)
+def with_weight_noise(model: AutoregressiveModel, scale: float) -> AutoregressiveModel:
+    """The model in float64, eval mode, with extra weight noise (std scale / sqrt(fan-in)), so
+    that its distribution is far from uniform."""
     with torch.no_grad():
         for parameter in model.parameters():
             fan_in = parameter[0].numel() if parameter.dim() > 1 else parameter.numel()
             parameter.add_(torch.randn_like(parameter) * scale / fan_in ** 0.5)
     return model.double().eval()
+
+
+def build(name: str, shape, levels: int = 2, scale: float = 1.5, **kw) -> AutoregressiveModel:
+    """A fresh noisy model (``with_weight_noise``) in float64."""
+    torch.manual_seed(1)
+    return with_weight_noise(BUILDERS[name](shape, levels, **kw), scale)
 
 
 def test_the_models_are_in_the_zoo():
@@ -97,21 +101,18 @@ def test_probabilities_of_all_images_sum_to_one(name, levels, shape):
     assert log_probs.max() - log_probs.min() > 2, "weak test: distribution near uniform"
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("levels", [2, 3])
-@pytest.mark.parametrize("complete", [False, True], ids=["sample", "complete"])
-def test_fast_sampler_matches_the_generic_loop(name, levels, complete):
-    """Same generator -> the same pixels as AutoregressiveModel.sample, completion included.
-    5x4 = 20 pixels: more than the test WaveNet's receptive field (15), so its queues wrap."""
-    shape, n = (1, 5, 4), 24
-    model = build(name, shape, levels=levels)
-    kwargs = {}
+def check_sampler_matches_the_generic_loop(model: AutoregressiveModel, levels: int, complete: bool,
+                                          y: torch.Tensor | None = None) -> None:
+    """Same generator -> the model's sampler draws the same 24 images as AutoregressiveModel.sample,
+    completion (top two rows and the last pixel given) included."""
+    shape, n = model.image_shape, 24
+    kwargs = {"y": y}
     if complete:  # top two rows and the last pixel given, the rest drawn
         given = torch.randint(0, levels, (n, *shape), generator=torch.Generator().manual_seed(6))
         mask = torch.zeros(shape, dtype=torch.bool)
         mask[:, :2] = True
         mask[:, -1, -1] = True
-        kwargs = {"given": given.double(), "given_mask": mask}
+        kwargs.update(given=given.double(), given_mask=mask)
     fast = model.sample(n, generator=torch.Generator().manual_seed(5), **kwargs)
     slow = AutoregressiveModel.sample(model, n, generator=torch.Generator().manual_seed(5),
                                       **kwargs)
@@ -120,6 +121,14 @@ def test_fast_sampler_matches_the_generic_loop(name, levels, complete):
     if complete:
         assert torch.equal(fast[mask.expand_as(fast)], kwargs["given"][mask.expand_as(fast)])
         assert not torch.equal(fast[:, :, 2:], kwargs["given"][:, :, 2:])
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("levels", [2, 3])
+@pytest.mark.parametrize("complete", [False, True], ids=["sample", "complete"])
+def test_fast_sampler_matches_the_generic_loop(name, levels, complete):
+    """5x4 = 20 pixels: more than the test WaveNet's receptive field (15), so its queues wrap."""
+    check_sampler_matches_the_generic_loop(build(name, (1, 5, 4), levels=levels), levels, complete)
 
 
 def test_wavenet_queues_cover_the_full_models_receptive_field():

@@ -54,6 +54,11 @@ REFERENCES: dict[str, list[Reference]] = {
     ],
     # The WaveNet paper (van den Oord et al. 2016c) models audio: no binarized-MNIST figure.
     "wavenet": [],
+    # ImageGPT (Chen et al. 2020) trains on ImageNet, CIFAR-10 and STL-10 and reports linear-probe
+    # and fine-tuning accuracy: no binarized-MNIST NLL, as far as we know, for it or its
+    # class-conditional form.
+    "transformer": [],
+    "cond_transformer": [],
     # Burda et al.'s test NLLs are themselves estimates with k = 5000 importance samples: bounds.
     "vae": [
         Reference("Burda, Grosse & Salakhutdinov 2016 (ICLR)", 86.76,

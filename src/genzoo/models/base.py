@@ -201,6 +201,18 @@ class GenerativeModel(Trainable):
     def evaluate_keys(cls) -> tuple[str, ...]:
         return cls.score_settings + (("agreement_samples",) if cls.needs_judge() else ())
 
+    def checked_labels(self, y: Tensor | None, batch: int) -> Tensor:
+        """The class labels of a conditional model's ``batch`` images as a (B,) long tensor on its
+        device; a clear ValueError when they are missing, misshapen or out of range."""
+        if y is None:
+            raise ValueError(f"{type(self).__name__} needs the class labels y, shape (B,)")
+        y = torch.as_tensor(y, device=self.device).long()
+        if y.shape != (batch,):
+            raise ValueError(f"y must have shape ({batch},), got {tuple(y.shape)}")
+        if y.numel() and (y.min() < 0 or y.max() >= self.num_classes):
+            raise ValueError(f"labels must lie in [0, {self.num_classes})")
+        return y
+
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """log p(x) in nats per image, shape (B,) (a lower bound where ``nll_kind == 'bound'``)."""
         raise NotImplementedError
@@ -323,3 +335,40 @@ def draw_levels(logits: Tensor, levels: int, generator: torch.Generator | None) 
         return (uniform < torch.sigmoid(logits)).to(logits.dtype)
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1).to(logits.dtype)
+
+
+# -- the raster sequence models (LSTM, WaveNet, Transformer) -------------------------------------
+
+def sequence_logits(logits: Tensor, levels: int, image_shape: tuple[int, ...]) -> Tensor:
+    """Per-step logits (B, D, 1 | levels) of a model over the raster -> the layouts of
+    ``pixel_log_prob``: (B, C, H, W) when ``levels == 2``, else (B, levels, C, H, W)."""
+    B = len(logits)
+    if levels == 2:
+        return logits[..., 0].reshape(B, *image_shape)
+    return logits.transpose(1, 2).reshape(B, levels, *image_shape)
+
+
+def sample_raster(model: AutoregressiveModel, n: int, step: Callable[[int, Tensor], Tensor], *,
+                  generator: torch.Generator | None = None, given: Tensor | None = None,
+                  given_mask: Tensor | None = None) -> Tensor:
+    """The incremental sampling loop of the raster sequence models, one step per pixel.
+
+    ``step(t, previous)`` returns the logits of pixel t, (n, 1 | levels), from ``previous`` =
+    ``model.previous.step`` of pixel t - 1, (n, F), and whatever state the model carries from its
+    earlier calls (an LSTM state, WaveNet's queues, the Transformer's key/value caches). Draws the
+    same pixels, in the same order, from the same generator as the generic loop
+    (``AutoregressiveModel.sample``), including the ``given`` / ``given_mask`` completion.
+    """
+    x = torch.zeros((n, *model.image_shape), device=model.device, dtype=model.dtype)
+    if given is not None:
+        x = given.to(model.device, model.dtype).clone()
+    flat = x.view(n, -1)  # (n, D), a view: drawn pixels land in x
+    flat_mask = None if given_mask is None else given_mask.flatten().tolist()
+    previous = model.previous.step(None, x)  # (n, F)
+    for t in range(model.num_pixels):
+        logits = step(t, previous)  # (n, 1 | levels)
+        if flat_mask is None or not flat_mask[t]:
+            flat[:, t] = draw_levels(logits[:, 0] if model.levels == 2 else logits,
+                                     model.levels, generator)
+        previous = model.previous.step(flat[:, t], x)
+    return x

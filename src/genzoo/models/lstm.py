@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..nn import PreviousPixel, RasterPosition
-from .base import AutoregressiveModel, draw_levels
+from .base import AutoregressiveModel, sample_raster, sequence_logits
 
 
 @dataclass
@@ -75,10 +75,7 @@ class LSTM(AutoregressiveModel):
         previous = self.previous(x.flatten(1))  # (B, D, F)
         position = self.position().to(previous.dtype).expand(B, -1, -1)  # (B, D, P)
         h, _ = self.lstm(torch.cat([previous, position], dim=2))  # (B, D, hidden)
-        logits = self.head(h)  # (B, D, 1 | levels)
-        if self.levels == 2:
-            return logits[..., 0].view(B, *self.image_shape)
-        return logits.transpose(1, 2).reshape(B, self.levels, *self.image_shape)
+        return sequence_logits(self.head(h), self.levels, self.image_shape)
 
     @torch.no_grad()
     def sample(self, n: int, *, y: Tensor | None = None, generator: torch.Generator | None = None,
@@ -88,20 +85,14 @@ class LSTM(AutoregressiveModel):
         Draws the same pixels, in the same order, from the same generator as the generic loop
         (``AutoregressiveModel.sample``), including the ``given`` / ``given_mask`` completion.
         """
-        x = torch.zeros((n, *self.image_shape), device=self.device, dtype=self.dtype)
-        if given is not None:
-            x = given.to(self.device, self.dtype).clone()
-        flat = x.view(n, -1)  # (n, D), a view: drawn pixels land in x
-        flat_mask = None if given_mask is None else given_mask.flatten().tolist()
         position = self.position().to(self.dtype)  # (D, P)
         state = None  # (h, c), each (layers, n, hidden); None = zeros, as in forward
-        previous = self.previous.step(None, x)  # (n, F)
-        for t in range(self.num_pixels):
+
+        def step(t: int, previous: Tensor) -> Tensor:  # (n, F) -> (n, 1 | levels)
+            nonlocal state
             step_input = torch.cat([previous, position[t].expand(n, -1)], dim=1)  # (n, F + P)
             h, state = self.lstm(step_input[:, None], state)  # (n, 1, hidden)
-            logits = self.head(h[:, 0])  # (n, 1 | levels)
-            if flat_mask is None or not flat_mask[t]:
-                flat[:, t] = draw_levels(logits[:, 0] if self.levels == 2 else logits,
-                                         self.levels, generator)
-            previous = self.previous.step(flat[:, t], x)
-        return x
+            return self.head(h[:, 0])
+
+        return sample_raster(self, n, step, generator=generator, given=given,
+                             given_mask=given_mask)

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..nn import PreviousPixel, RasterPosition
-from .base import AutoregressiveModel, draw_levels
+from .base import AutoregressiveModel, sample_raster, sequence_logits
 
 
 @dataclass
@@ -99,7 +99,6 @@ class WaveNet(AutoregressiveModel):
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Logits (B, C, H, W) when levels == 2, else (B, levels, C, H, W)."""
-        B = len(x)
         h = self.input(self.previous(x.flatten(1)))  # (B, D, C)
         conds = self.conditions(h.dtype)  # (layers, D, 2C)
         skips = 0
@@ -111,10 +110,7 @@ class WaveNet(AutoregressiveModel):
             skips = skips + self.skip[k](z)  # (B, D, S)
             if k < len(self.residual):
                 h = h + self.residual[k](z)
-        logits = self.head(skips)  # (B, D, 1 | levels)
-        if self.levels == 2:
-            return logits.view(B, *self.image_shape)
-        return logits.transpose(1, 2).reshape(B, self.levels, *self.image_shape)
+        return sequence_logits(self.head(skips), self.levels, self.image_shape)
 
     @torch.no_grad()
     def sample(self, n: int, *, y: Tensor | None = None, generator: torch.Generator | None = None,
@@ -124,18 +120,14 @@ class WaveNet(AutoregressiveModel):
         Draws the same pixels, in the same order, from the same generator as the generic loop
         (``AutoregressiveModel.sample``), including the ``given`` / ``given_mask`` completion.
         """
-        x = torch.zeros((n, *self.image_shape), device=self.device, dtype=self.dtype)
-        if given is not None:
-            x = given.to(self.device, self.dtype).clone()
-        flat = x.view(n, -1)  # (n, D), a view: drawn pixels land in x
-        flat_mask = None if given_mask is None else given_mask.flatten().tolist()
         conds = self.conditions(self.dtype)  # (layers, D, 2C)
         C = self.config.channels
         # Layer k's queue holds its inputs h at t - d_k .. t - 1 (slot t mod d_k); zeros before
         # the first pixel, as forward's left padding.
-        queues = [x.new_zeros(n, d, C) for d in self.dilations]
-        previous = self.previous.step(None, x)  # (n, F)
-        for t in range(self.num_pixels):
+        queues = [torch.zeros(n, d, C, device=self.device, dtype=self.dtype)
+                  for d in self.dilations]
+
+        def step(t: int, previous: Tensor) -> Tensor:  # (n, F) -> (n, 1 | levels)
             h = self.input(previous)  # (n, C)
             skips = 0
             for k, d in enumerate(self.dilations):
@@ -147,9 +139,7 @@ class WaveNet(AutoregressiveModel):
                 skips = skips + self.skip[k](z)  # (n, S)
                 if k < len(self.residual):
                     h = h + self.residual[k](z)
-            logits = self.head(skips)  # (n, 1 | levels)
-            if flat_mask is None or not flat_mask[t]:
-                flat[:, t] = draw_levels(logits[:, 0] if self.levels == 2 else logits,
-                                         self.levels, generator)
-            previous = self.previous.step(flat[:, t], x)
-        return x
+            return self.head(skips)
+
+        return sample_raster(self, n, step, generator=generator, given=given,
+                             given_mask=given_mask)
