@@ -1,12 +1,13 @@
 """PixelSNAIL: causal convolutions interleaved with causal self-attention over the raster.
 
 Chen, Mishra, Rohaninejad & Abbeel, "PixelSNAIL: An Improved Autoregressive Generative Model",
-ICML 2018, section 3 and figure 4 (the residual and attention blocks).
+ICML 2018, section 3 and the figure of its residual and attention blocks.
 
     first layer:     k0 x k0 masked convolution, mask 'A' (the centre pixel excluded)
     residual block:  h + glu(conv_B(elu(conv_B(elu(h)))))        glu(a, b) = a * sigmoid(b)
     attention block: keys, values = linear([h_j ; x_j ; pos_j]),  queries = linear(h_i)
-                     a_i = softmax_{j < i}(q_i . k_j / sqrt(d_k)) v_j   (a_0 = 0: nothing before)
+                     a_i = sum_j softmax_j(q_i . k_j / sqrt(d_k)) v_j   over j < i and one empty
+                           slot (key 0, value 0), so a_0 = 0: nothing before the first pixel
                      h + glu(W_2 elu(W_1 elu(h) + W_a elu(a)))   (a gated residual with input a)
     network:         first, then ``blocks`` x (``residual_blocks`` residual blocks, 1 attention)
     head:            1x1(elu(1x1(elu(h))))  -> logits per pixel
@@ -27,6 +28,9 @@ the concatenated ELU; here they are k x k masked convolutions (mask 'B', ``genzo
 plain ELU. The gate a * sigmoid(b) is the paper's (not the Gated PixelCNN's tanh).
 NOTE: keys, values and queries are single linear maps (the authors' code puts a 1x1 gated
 residual block before each); one head, as in the paper. No dropout.
+NOTE: the empty slot is ours: it defines the first position's attention (0) and lets any
+position attend to nothing; with it the attention is one fused causal kernel over the keys and
+values shifted by one slot (``attend``).
 NOTE: the position is the paper's fixed background: row and column coordinates in [-0.5, 0.5).
 NOTE: levels == 2 gives Bernoulli logits instead of the paper's discretized logistic mixture; for
 levels > 2 the input is a learned embedding of the level and the head gives categorical logits,
@@ -76,8 +80,9 @@ def attend(queries: Tensor, keys: Tensor, values: Tensor, *, causal: bool) -> Te
     ``causal``: query t sees keys 0..t (T == S).
 
     Queries, keys and values are zero-padded to one width (which leaves every dot product as it
-    is), so PyTorch runs its fused attention kernel: on one CPU thread it trains 3-7x as fast as
-    the masked product of differing widths, which materializes the (T, S) weights.
+    is), so PyTorch runs its fused causal kernel: at batch 32 over 784 positions on one CPU
+    thread its forward and backward took 0.14 s where an explicit mask of keys 8 and values 16
+    wide took 1.06 s (it materializes the (T, S) weights).
     """
     dk, dv = queries.shape[-1], values.shape[-1]
     width = max(dk, dv)
