@@ -17,7 +17,8 @@ from genzoo.models import MODELS, build_model
 from genzoo.models.base import AutoregressiveModel
 from genzoo.models.pixelsnail import PixelSNAIL, PixelSNAILConfig, attend
 from test_models import chi_square_p_value
-from test_pixelcnn import all_images, blind_spots, causality_violations, dependencies, earlier
+from test_pixelcnn import all_images, blind_spots, causality_violations, dependencies
+from test_sequence_rnn import check_fast_sampler
 
 TINY = {"channels": 6, "blocks": 2, "residual_blocks": 1, "kernel_size": 3,
         "first_kernel_size": 3, "key_channels": 3, "value_channels": 4, "head_channels": 5,
@@ -118,24 +119,8 @@ def test_attend_is_softmax_attention_over_the_causal_past(dk, dv):
 @pytest.mark.parametrize("levels", [2, 3])
 @pytest.mark.parametrize("complete", [False, True], ids=["sample", "complete"])
 def test_fast_sampler_matches_the_generic_loop(levels, complete):
-    """Same generator -> the same pixels as AutoregressiveModel.sample, completion included."""
-    shape, n = (1, 5, 4), 24
-    model = build(shape, levels=levels, residual_blocks=2)
-    kwargs = {}
-    if complete:  # top two rows and the last pixel given, the rest drawn
-        given = torch.randint(0, levels, (n, *shape), generator=torch.Generator().manual_seed(6))
-        mask = torch.zeros(shape, dtype=torch.bool)
-        mask[:, :2] = True
-        mask[:, -1, -1] = True
-        kwargs = {"given": given.double(), "given_mask": mask}
-    fast = model.sample(n, generator=torch.Generator().manual_seed(5), **kwargs)
-    slow = AutoregressiveModel.sample(model, n, generator=torch.Generator().manual_seed(5),
-                                      **kwargs)
-    assert torch.equal(fast, slow)
-    assert fast.shape == (n, *shape) and len(fast.unique()) == levels
-    if complete:
-        assert torch.equal(fast[mask.expand_as(fast)], kwargs["given"][mask.expand_as(fast)])
-        assert not torch.equal(fast[:, :, 2:], kwargs["given"][:, :, 2:])
+    """The cached sampler draws the generic loop's pixels, completions included (5x4 images)."""
+    check_fast_sampler(build((1, 5, 4), levels=levels, residual_blocks=2), levels, complete)
 
 
 def test_the_sampler_equality_sees_the_attention():

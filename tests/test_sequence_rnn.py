@@ -97,16 +97,13 @@ def test_probabilities_of_all_images_sum_to_one(name, levels, shape):
     assert log_probs.max() - log_probs.min() > 2, "weak test: distribution near uniform"
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("levels", [2, 3])
-@pytest.mark.parametrize("complete", [False, True], ids=["sample", "complete"])
-def test_fast_sampler_matches_the_generic_loop(name, levels, complete):
-    """Same generator -> the same pixels as AutoregressiveModel.sample, completion included.
-    5x4 = 20 pixels: more than the test WaveNet's receptive field (15), so its queues wrap."""
-    shape, n = (1, 5, 4), 24
-    model = build(name, shape, levels=levels)
+def check_fast_sampler(model: AutoregressiveModel, levels: int, complete: bool,
+                       n: int = 24) -> None:
+    """Same generator -> the same pixels from ``model.sample`` as from AutoregressiveModel.sample;
+    with ``complete``, the top two rows and the last pixel are given and the rest drawn."""
+    shape = model.image_shape
     kwargs = {}
-    if complete:  # top two rows and the last pixel given, the rest drawn
+    if complete:
         given = torch.randint(0, levels, (n, *shape), generator=torch.Generator().manual_seed(6))
         mask = torch.zeros(shape, dtype=torch.bool)
         mask[:, :2] = True
@@ -120,6 +117,14 @@ def test_fast_sampler_matches_the_generic_loop(name, levels, complete):
     if complete:
         assert torch.equal(fast[mask.expand_as(fast)], kwargs["given"][mask.expand_as(fast)])
         assert not torch.equal(fast[:, :, 2:], kwargs["given"][:, :, 2:])
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("levels", [2, 3])
+@pytest.mark.parametrize("complete", [False, True], ids=["sample", "complete"])
+def test_fast_sampler_matches_the_generic_loop(name, levels, complete):
+    """5x4 = 20 pixels: more than the test WaveNet's receptive field (15), so its queues wrap."""
+    check_fast_sampler(build(name, (1, 5, 4), levels=levels), levels, complete)
 
 
 def test_wavenet_queues_cover_the_full_models_receptive_field():

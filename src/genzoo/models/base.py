@@ -268,10 +268,7 @@ class AutoregressiveModel(GenerativeModel):
                given: Tensor | None = None, given_mask: Tensor | None = None) -> Tensor:
         """Draw ``n`` images pixel by pixel; pixels where ``given_mask`` is set are copied from
         ``given`` instead (image completion)."""
-        x = torch.zeros((n, *self.image_shape), device=self.device, dtype=self.dtype)
-        if given is not None:
-            x = given.to(self.device, self.dtype).clone()
-        flat_mask = None if given_mask is None else given_mask.flatten().to(self.device)
+        x, flat_mask = self.canvas(n, given, given_mask)
         for index in self.ordering().tolist():
             if flat_mask is not None and flat_mask[index]:
                 continue
@@ -282,6 +279,15 @@ class AutoregressiveModel(GenerativeModel):
                 pixel_logits = logits.flatten(2)[:, :, index]  # (n, levels)
             x.view(n, -1)[:, index] = draw_levels(pixel_logits, self.levels, generator)
         return x
+
+    def canvas(self, n: int, given: Tensor | None, given_mask: Tensor | None
+               ) -> tuple[Tensor, list[bool] | None]:
+        """Where a sampler draws: ``n`` blank images (n, C, H, W), or a copy of ``given``, and
+        the flat ``given_mask`` (True: keep the given pixel), None when every pixel is drawn."""
+        x = torch.zeros((n, *self.image_shape), device=self.device, dtype=self.dtype)
+        if given is not None:
+            x = given.to(self.device, self.dtype).clone()
+        return x, None if given_mask is None else given_mask.flatten().tolist()
 
     def figures(self, test: Split | None, *, n: int, nrow: int, variant: str,
                 generator: torch.Generator, completions: int = 0,

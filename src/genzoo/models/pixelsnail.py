@@ -209,10 +209,7 @@ class PixelSNAIL(AutoregressiveModel):
         (``AutoregressiveModel.sample``), including the ``given`` / ``given_mask`` completion.
         """
         _, H, W = self.image_shape
-        x = torch.zeros((n, *self.image_shape), device=self.device, dtype=self.dtype)
-        if given is not None:
-            x = given.to(self.device, self.dtype).clone()
-        flat_mask = None if given_mask is None else given_mask.flatten().tolist()
+        x, flat_mask = self.canvas(n, given, given_mask)
         convs = ConvCaches(self, n, x)
         D, cfg = H * W, self.config
         # Slot 0 of each attention block's caches is the empty slot, slot t + 1 position t.
@@ -233,7 +230,8 @@ class PixelSNAIL(AutoregressiveModel):
                 image = convs.read_pixel(x, r, c)  # (n, E)
                 background = torch.cat([image, self.background[t].to(x.dtype).expand(n, 2)], 1)
                 for k, attention in enumerate(self.attentions):
-                    keys[k][:, t + 1], values[k][:, t + 1] = attention.keys_values(streams[k], background)
+                    keys[k][:, t + 1], values[k][:, t + 1] = attention.keys_values(
+                        streams[k], background)
         return x
 
 
