@@ -18,7 +18,7 @@ from genzoo.models.base import AutoregressiveModel
 from genzoo.models.pixelsnail import PixelSNAIL, PixelSNAILConfig, attend
 from test_models import chi_square_p_value
 from test_pixelcnn import all_images, blind_spots, causality_violations, dependencies
-from test_sequence_rnn import check_fast_sampler
+from test_sequence_rnn import check_categorical_causality, check_fast_sampler
 
 TINY = {"channels": 6, "blocks": 2, "residual_blocks": 1, "kernel_size": 3,
         "first_kernel_size": 3, "key_channels": 3, "value_channels": 4, "head_channels": 5,
@@ -79,17 +79,8 @@ def test_the_causality_check_catches_a_broken_attention_mask():
 
 
 def test_categorical_outputs_are_causal_by_perturbation():
-    """levels > 2 reads an embedding (no input gradient): change one pixel of a few images, see
-    which outputs move: exactly the later ones."""
-    model = build((1, 3, 3), levels=3)
-    x = torch.randint(0, 3, (8, 1, 3, 3), generator=torch.Generator().manual_seed(3)).double()
-    base = model(x)
-    assert base.shape == (8, 3, 1, 3, 3)
-    for j in range(9):
-        changed = x.clone()
-        changed.view(8, -1)[:, j] = (changed.view(8, -1)[:, j] + 1) % 3
-        moved = (model(changed) - base).abs().amax(dim=(0, 1, 2)).flatten() > 0  # (9,)
-        assert not moved[:j + 1].any() and moved[j + 1:].all()
+    """levels > 2 reads an embedding (no input gradient), so perturb instead of differentiate."""
+    check_categorical_causality(build((1, 3, 3), levels=3))
 
 
 @pytest.mark.parametrize("levels,shape", [(2, (1, 3, 3)), (3, (1, 2, 2))])
