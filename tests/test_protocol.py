@@ -142,8 +142,8 @@ def test_what_the_models_declare():
 
 
 def test_build_model_checks_the_name_and_the_arch():
-    with pytest.raises(ValueError, match=r"unknown model 'pixelsnail'; known: .*independent"):
-        model_class("pixelsnail")
+    with pytest.raises(ValueError, match=r"unknown model 'no_such_model'; known: .*independent"):
+        model_class("no_such_model")
     with pytest.raises(ParamsError, match=r"models\.made\.arch: unknown key hiden"):
         build_model("made", {"hiden": [3]}, image_shape=(1, 4, 4), levels=2)
     model = build_model("made", {"hidden": [3]}, image_shape=(1, 4, 4), levels=2)

@@ -280,10 +280,7 @@ class AutoregressiveModel(GenerativeModel):
                given: Tensor | None = None, given_mask: Tensor | None = None) -> Tensor:
         """Draw ``n`` images pixel by pixel; pixels where ``given_mask`` is set are copied from
         ``given`` instead (image completion)."""
-        x = torch.zeros((n, *self.image_shape), device=self.device, dtype=self.dtype)
-        if given is not None:
-            x = given.to(self.device, self.dtype).clone()
-        flat_mask = None if given_mask is None else given_mask.flatten().to(self.device)
+        x, flat_mask = self.canvas(n, given, given_mask)
         for index in self.ordering().tolist():
             if flat_mask is not None and flat_mask[index]:
                 continue
@@ -294,6 +291,15 @@ class AutoregressiveModel(GenerativeModel):
                 pixel_logits = logits.flatten(2)[:, :, index]  # (n, levels)
             x.view(n, -1)[:, index] = draw_levels(pixel_logits, self.levels, generator)
         return x
+
+    def canvas(self, n: int, given: Tensor | None, given_mask: Tensor | None
+               ) -> tuple[Tensor, list[bool] | None]:
+        """Where a sampler draws: ``n`` blank images (n, C, H, W), or a copy of ``given``, and
+        the flat ``given_mask`` (True: keep the given pixel), None when every pixel is drawn."""
+        x = torch.zeros((n, *self.image_shape), device=self.device, dtype=self.dtype)
+        if given is not None:
+            x = given.to(self.device, self.dtype).clone()
+        return x, None if given_mask is None else given_mask.flatten().tolist()
 
     def figures(self, test: Split | None, *, n: int, nrow: int, variant: str,
                 generator: torch.Generator, completions: int = 0,
@@ -359,11 +365,8 @@ def sample_raster(model: AutoregressiveModel, n: int, step: Callable[[int, Tenso
     same pixels, in the same order, from the same generator as the generic loop
     (``AutoregressiveModel.sample``), including the ``given`` / ``given_mask`` completion.
     """
-    x = torch.zeros((n, *model.image_shape), device=model.device, dtype=model.dtype)
-    if given is not None:
-        x = given.to(model.device, model.dtype).clone()
+    x, flat_mask = model.canvas(n, given, given_mask)
     flat = x.view(n, -1)  # (n, D), a view: drawn pixels land in x
-    flat_mask = None if given_mask is None else given_mask.flatten().tolist()
     previous = model.previous.step(None, x)  # (n, F)
     for t in range(model.num_pixels):
         logits = step(t, previous)  # (n, 1 | levels)

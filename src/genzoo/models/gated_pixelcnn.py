@@ -98,10 +98,7 @@ class GatedPixelCNN(AutoregressiveModel):
         """
         _, H, W = self.image_shape
         p = self.config.kernel_size // 2
-        x = torch.zeros((n, *self.image_shape), device=self.device, dtype=self.dtype)
-        if given is not None:
-            x = given.to(self.device, self.dtype).clone()
-        flat_mask = None if given_mask is None else given_mask.flatten().tolist()
+        x, flat_mask = self.canvas(n, given, given_mask)
         conds = self.conditioning(None if y is None else y.to(self.device))
         sizes = [layer.vertical.in_channels for layer in self.layers]
         # Vertical inputs of every layer, padded top/left/right by p: (n, C_l, H + p, W + 2p).

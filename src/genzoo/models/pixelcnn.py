@@ -105,10 +105,7 @@ class PixelCNN(AutoregressiveModel):
         (``AutoregressiveModel.sample``), including the ``given`` / ``given_mask`` completion.
         """
         _, H, W = self.image_shape
-        x = torch.zeros((n, *self.image_shape), device=self.device, dtype=self.dtype)
-        if given is not None:
-            x = given.to(self.device, self.dtype).clone()
-        flat_mask = None if given_mask is None else given_mask.flatten().tolist()
+        x, flat_mask = self.canvas(n, given, given_mask)
 
         def padded(channels: int, p: int) -> Tensor:  # channels-last, padded top, left, right
             return x.new_zeros(n, H + p, W + 2 * p, channels)
