@@ -82,6 +82,8 @@ class ScoreSettings:
     agreement_samples: int = 1000
     iwae_k: int = 5000
     iwae_batch_size: int = 100
+    fid_samples: int = 10000
+    pr_neighbours: int = 3
 
 
 class Trainable(nn.Module):
@@ -194,12 +196,16 @@ class GenerativeModel(Trainable):
 
     @classmethod
     def needs_judge(cls) -> bool:
-        """A conditional model's score includes the judge's label agreement on its samples."""
-        return cls.conditional
+        """Every generative model's samples are judged on the classifier's features (FID,
+        precision, recall: ``genzoo.quality``); a conditional model's also by label agreement."""
+        return True
 
     @classmethod
     def evaluate_keys(cls) -> tuple[str, ...]:
-        return cls.score_settings + (("agreement_samples",) if cls.needs_judge() else ())
+        """The knobs of ``score``, the sample-quality knobs (the evaluate stage draws
+        ``fid_samples`` from every generative model), and a conditional model's label agreement."""
+        return (cls.score_settings + ("fid_samples", "pr_neighbours")
+                + (("agreement_samples",) if cls.conditional else ()))
 
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """log p(x) in nats per image, shape (B,) (a lower bound where ``nll_kind == 'bound'``)."""
@@ -234,7 +240,7 @@ class GenerativeModel(Trainable):
         if self.nll_kind != "none":
             nll, extra = self.test_nll(test, settings, variant=variant, generator=generator)
             metrics.update(nll_summary(nll, self.num_pixels), **extra)
-        if self.needs_judge() and judge is not None:
+        if self.conditional and judge is not None:
             metrics["label_agreement"] = label_agreement(
                 self, judge, samples=settings.agreement_samples, generator=generator)
             metrics["agreement_samples"] = settings.agreement_samples
