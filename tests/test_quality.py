@@ -71,8 +71,8 @@ def test_the_distance_matches_the_closed_form_of_two_gaussians():
     cov_a = rotation @ torch.diag(a).double() @ rotation.T
     cov_b = rotation @ torch.diag(b).double() @ rotation.T
     expected = 3.0 + (a.sqrt() - b.sqrt()).square().sum().item()
-    assert frechet_distance(torch.zeros(5), cov_a, torch.full((5,), 1 / math.sqrt(5 / 3), dtype=torch.float64),
-                            cov_b) == pytest.approx(expected, rel=1e-10)
+    shift = torch.full((5,), 1 / math.sqrt(5 / 3), dtype=torch.float64)  # |shift|^2 = 3
+    assert frechet_distance(torch.zeros(5), cov_a, shift, cov_b) == pytest.approx(expected, rel=1e-10)
     with pytest.raises(ValueError, match="mismatched Gaussians"):
         frechet_distance(mean1, cov1, torch.zeros(3), torch.eye(3))
 

@@ -51,7 +51,8 @@ def _psd_sqrt(matrix: Tensor) -> Tensor:
 def frechet_distance(mean1: Tensor, cov1: Tensor, mean2: Tensor, cov2: Tensor) -> float:
     """Fréchet distance between N(mean1, cov1) and N(mean2, cov2) (float64)."""
     mean1, cov1, mean2, cov2 = (t.double() for t in (mean1, cov1, mean2, cov2))
-    if mean1.shape != mean2.shape or cov1.shape != cov2.shape or cov1.shape != mean1.shape * 2:
+    square = (*mean1.shape, *mean1.shape)
+    if mean1.shape != mean2.shape or cov1.shape != cov2.shape or cov1.shape != square:
         raise ValueError(f"mismatched Gaussians: means {tuple(mean1.shape)}, {tuple(mean2.shape)}; "
                          f"covariances {tuple(cov1.shape)}, {tuple(cov2.shape)}")
     root1 = _psd_sqrt(cov1)
