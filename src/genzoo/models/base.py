@@ -12,6 +12,10 @@
 * ``score(test, settings)``: the test metrics, by default the exact NLL of ``log_prob``;
   ``score_settings`` names the ``evaluate`` knobs it reads, so a run is re-scored only when one
   of those changes;
+* sample quality needs nothing more than ``sample``: the evaluate stage draws
+  ``evaluate.fid_samples`` images from every generative model (class-balanced labels when
+  ``conditional``) and scores them on the judge's features (FID, precision, recall:
+  ``genzoo.quality``), whatever its ``nll_kind``;
 * ``phases``: extra steps after training (the VQ-VAE's code grids and the prior fitted on them),
   each run by the workflow as its own cached job, and ``load_phases`` to put their results back
   into the model, so that the model stages load is complete (a VQ-VAE that samples and scores).
