@@ -91,7 +91,15 @@ def test_pipeline_writes_report_metrics_and_samples(project):
     assert classifier["seeds"] == [0] and classifier["test_accuracy"] > 0.5  # 40 steps beat chance
     assert "Larochelle &amp; Murray 2011" in html and "pytorch-generative" in html
     assert "label agreement" in html
-    assert html.count("data:image/png;base64,") == 3 * len(ZOO)  # curves + the first seed's figures
+    # curves + the first seed's figures, and every model's samples side by side
+    assert html.count("data:image/png;base64,") == 3 * len(ZOO) + 1
+    for model in ZOO:  # every model's samples scored on the judge's features, timed apart
+        metrics = load(project, f"reports/metrics/{model}/seed0.json")
+        assert metrics["fid"] >= 0 and metrics["fid_samples"] == 20
+        assert 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1
+        assert load(project, f"reports/timings/{model}/seed0/evaluate.json")["seconds_per_sample"] > 0
+    assert classifier["floor_fid"] >= 0 and classifier["floor_fid_samples"] == 20
+    assert '<tr class="floor">' in html
 
 
 def test_seeds_fan_out_into_runs_and_the_report_shows_mean_and_std(project):

@@ -90,7 +90,8 @@ def test_the_judge_is_trained_but_not_a_model_of_the_zoo():
     assert not isinstance(classifier, GenerativeModel)
     assert not hasattr(Classifier, "sample") and not hasattr(classifier, "sample")
     assert not hasattr(classifier, "nll_kind") and not hasattr(classifier, "log_prob")
-    assert not getattr(Classifier, "phases", ()) and not Classifier.needs_judge()
+    assert [phase.name for phase in Classifier.phases] == ["floor"]  # real images scored as samples
+    assert not Classifier.needs_judge()
 
 
 def test_the_judge_scores_its_accuracy():
@@ -121,7 +122,9 @@ def test_every_model_declares_the_protocol(name):
     knobs = {field.name for field in dataclasses.fields(ScoreSettings)}
     assert set(cls.evaluate_keys()) <= knobs, "score reads a knob the evaluate job never gets"
     assert "batch_size" in cls.evaluate_keys()
-    assert ("agreement_samples" in cls.evaluate_keys()) == cls.needs_judge() == cls.conditional
+    assert ("agreement_samples" in cls.evaluate_keys()) == cls.conditional
+    # Every generative model is judged on its samples: FID, precision and recall.
+    assert cls.needs_judge() and {"fid_samples", "pr_neighbours"} <= set(cls.evaluate_keys())
     sections = cls.section_schemas() if hasattr(cls, "section_schemas") else {}
     for phase in cls.phases:
         assert callable(getattr(cls, phase.run, None)), f"{name}.{phase.run} is no method"
@@ -133,7 +136,8 @@ def test_every_model_declares_the_protocol(name):
 
 def test_what_the_models_declare():
     assert MODELS["cond_gated_pixelcnn"].needs_judge()
-    assert MODELS["vae"].evaluate_keys() == ("batch_size", "iwae_k", "iwae_batch_size")
+    assert MODELS["vae"].evaluate_keys() == ("batch_size", "iwae_k", "iwae_batch_size",
+                                             "fid_samples", "pr_neighbours")
     assert [phase.name for phase in MODELS["vqvae"].phases] == ["codes", "prior"]
     assert MODELS["vqvae"].networks_used({"prior": {"kind": "cond_gated_pixelcnn"}}) == [
         "cond_gated_pixelcnn"]

@@ -12,19 +12,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from genzoo.report import (curves_figure, curves_png, load_summary, model_rows, run_of_folder,
-                           write_report)
+from genzoo.report import (curves_figure, curves_png, grids_figure, load_summary, model_rows,
+                           run_of_folder, seconds_per_sample_by_model, write_report)
 from genzoo.summary import summarize
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def fake_run(model, seed, nats, *, nll_kind="exact", **extra):
-    """The metrics an evaluate job writes for one run: the model's score and the run's facts
-    (evaluate.run_facts: checkpoint, history and the timings file)."""
+    """The metrics an evaluate job writes for one run: the model's score, its sample quality
+    and the run's facts (evaluate.run_facts: checkpoint, history and the timings file)."""
     return {"model": model, "seed": seed, "paper": f"{model} paper", "nll_kind": nll_kind,
             "variant": "binarized", "test_images": 100, "test_nll_nats": nats,
             "test_nll_nats_stderr": 0.5, "test_bits_per_dim": nats / (784 * math.log(2)),
+            "fid": nats / 10, "precision": 0.5 + seed / 100, "recall": 0.25, "fid_samples": 500,
+            "pr_neighbours": 3,
             "num_parameters": 1234, "best_epoch": 2, "steps": 300, "best_val_nll": nats + 1.0,
             "train_seconds": 60.0 + seed, "seconds_per_epoch": 20.0, "epochs_trained": 3,
             "train_device": "cpu", **extra}
@@ -60,13 +62,15 @@ RUNS = {
 }
 CLASSIFIER = {"model": "classifier", "seed": 0, "paper": "LeCun et al. 1998",
               "variant": "grayscale", "test_images": 100, "test_accuracy": 0.98,
-              "test_label_nll_nats": 0.05, "num_parameters": 5000}
+              "test_label_nll_nats": 0.05, "num_parameters": 5000, "floor_fid": 0.75,
+              "floor_precision": 0.875, "floor_recall": 0.8125, "floor_fid_samples": 500,
+              "floor_pr_neighbours": 3}
 
 
 @pytest.fixture
 def zoo(tmp_path):
     """Summaries, histories and figure folders of a fake zoo laid out as the pipeline does."""
-    metrics, histories, figures = [], [], []
+    metrics, histories, figures, timings = [], [], [], []
     grey_levels = iter(range(0, 256, 10))  # every PNG its own bytes
     for model, runs in {**RUNS, "classifier": [CLASSIFIER]}.items():
         metrics.append(tmp_path / f"reports/metrics/{model}.json")
@@ -82,8 +86,14 @@ def zoo(tmp_path):
                 write_png(folder / "samples.png", next(grey_levels))
                 write_png(folder / "completions.png", next(grey_levels))
                 figures.append(folder)
+                timings.append(tmp_path / f"reports/timings/{model}/seed{seed}/evaluate.json")
+                timings[-1].parent.mkdir(parents=True, exist_ok=True)
+                timings[-1].write_text(json.dumps(
+                    {"model": model, "seed": seed, "fid_samples": 500, "sample_seconds": 5.0 + seed,
+                     "seconds_per_sample": (5.0 + seed) / 500, "evaluate_seconds": 9.0}))
     out = tmp_path / "reports/all.html"
-    write_report(out, metrics=metrics, histories=histories, figures=figures, title="fake zoo")
+    write_report(out, metrics=metrics, histories=histories, figures=figures, timings=timings,
+                 title="fake zoo")
     return tmp_path, out.read_text(), (metrics, histories, figures)
 
 
@@ -145,8 +155,9 @@ def test_only_the_lowest_seeds_figures_are_embedded(zoo):
     assert "figures of seed 1" in vae and f"{figures / 'vae/seed2'}/" in vae
     assert "Seed 1. Samples" in vae
     assert "Seed 0. " not in section(html, "made")  # a single run needs no seed label
-    # One curves image per model, plus its first seed's two figures.
-    assert html.count("data:image/png;base64,") == 3 * len(RUNS)
+    # One curves image per model, plus its first seed's two figures, plus every model's samples
+    # side by side.
+    assert html.count("data:image/png;base64,") == 3 * len(RUNS) + 1
 
 
 def test_curves_draw_every_seed_in_its_own_colour():
@@ -182,5 +193,43 @@ def test_an_old_single_run_metrics_file_still_renders(tmp_path):
     assert 'id="made"' in html and "88.000 ± 0.500 nats" in html
     assert "± one standard error" in html
     assert data_uri(folder / "samples.png") in html
-    assert html.count("data:image/png;base64,") == 2  # curves and samples
+    assert html.count("data:image/png;base64,") == 3  # curves, samples, the side-by-side grids
     assert "seeds" not in summary_rows(html)["made"]
+
+
+def test_summary_table_shows_sample_quality_the_floor_and_seconds_per_sample(zoo):
+    html = zoo[1]
+    header = html.split("<h2>Summary</h2>", 1)[1].split("</tr>", 1)[0]
+    assert all(f"<th>{name}</th>" in header for name in ("FID", "precision", "recall", "s / sample"))
+    rows = summary_rows(html)
+    std = statistics.stdev([8.7, 9.5])
+    assert f"9.10 ± {std:.2f}" in rows["nade"]  # FID: mean ± std over the seeds
+    assert "0.505 ± 0.007" in rows["nade"] and "0.250" in rows["nade"]
+    assert "8.80" in rows["made"] and "0.500" in rows["made"] and "±" not in rows["made"]
+    assert "0.0110" in rows["nade"]  # (5 + 6) / 2 / 500 seconds per sample, from the timings
+    assert "0.0100" in rows["made"]
+    floor = html.split('<tr class="floor">', 1)[1].split("</tr>", 1)[0]
+    assert "0.75" in floor and "0.875" in floor and "0.812" in floor and "500 real" in floor
+    assert "500 samples per run" in html and "k = 3 nearest" in html
+    assert "biased upwards" in html  # what FID at a small n means
+    made = " ".join(section(html, "made").split())
+    assert "FID 8.80, precision 0.500, recall 0.250 on 500 samples (floor: FID 0.75)" in made
+
+
+def test_one_figure_puts_every_models_samples_side_by_side(zoo):
+    tmp_path, html, (metrics, histories, figures) = zoo
+    assert "Every model's samples side by side" in html
+    grids = [("vae", tmp_path / "reports/figures/vae/seed1/samples.png"),
+             ("made", tmp_path / "reports/figures/made/seed0/samples.png")]
+    figure = grids_figure(grids, per_row=5)
+    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
+    shown = [axis for axis in figure.axes if axis.get_images()]
+    plt.close(figure)
+    assert titles == ["vae", "made"] and len(shown) == 2
+    # The page's figure is built from the shown seed's grids, in the summary table's order.
+    rows, _ = model_rows(metrics, histories, figures)
+    assert [(row["model"], row["samples_png"]) for row in rows] == [
+        ("vae", tmp_path / "reports/figures/vae/seed1/samples.png"),
+        ("made", tmp_path / "reports/figures/made/seed0/samples.png"),
+        ("nade", tmp_path / "reports/figures/nade/seed0/samples.png")]
+    assert seconds_per_sample_by_model([]) == {}

@@ -83,6 +83,11 @@ def test_the_first_write_writes_every_file_and_the_second_nothing(tmp_path):
 @pytest.mark.parametrize("edit, value, expected", [
     ("evaluate.iwae_k", 7, {"vae/seed0/evaluate.json"}),
     ("evaluate.agreement_samples", 30, {"cond_gated_pixelcnn/seed0/evaluate.json"}),
+    ("evaluate.fid_samples", 50, {"made/seed0/evaluate.json", "made/seed1/evaluate.json",
+                                  "nade/seed0/evaluate.json", "vae/seed0/evaluate.json",
+                                  "vqvae/seed0/evaluate.json",
+                                  "cond_gated_pixelcnn/seed0/evaluate.json",
+                                  "classifier/seed5/floor.json"}),
     ("models.made.arch.hidden", [16], {"made/seed0/train.json", "made/seed1/train.json"}),
     ("models.made.train.lr", 0.01, {"made/seed0/train.json", "made/seed1/train.json"}),
     ("models.made.sample.n", 4, {"made/seed0/sample.json", "made/seed1/sample.json"}),
@@ -123,9 +128,11 @@ def test_a_job_holds_only_the_params_it_uses(root):
     evaluate = {name: json.loads((root / f"{name}/seed0/evaluate.json").read_text())
                 for name in ("made", "vae", "vqvae", "cond_gated_pixelcnn")}
     knobs = {name: set(job) - {"model", "seed", "variant", "sources"} for name, job in evaluate.items()}
-    assert knobs == {"made": {"batch_size"}, "vae": {"batch_size", "iwae_k", "iwae_batch_size"},
-                     "vqvae": {"batch_size"},
-                     "cond_gated_pixelcnn": {"batch_size", "agreement_samples"}}
+    quality = {"fid_samples", "pr_neighbours"}  # every generative model's samples are scored
+    assert knobs == {"made": {"batch_size"} | quality,
+                     "vae": {"batch_size", "iwae_k", "iwae_batch_size"} | quality,
+                     "vqvae": {"batch_size"} | quality,
+                     "cond_gated_pixelcnn": {"batch_size", "agreement_samples"} | quality}
     sample = json.loads((root / "made/seed0/sample.json").read_text())
     assert set(sample) == {"model", "seed", "variant", "sample", "sources"}
 
@@ -134,13 +141,17 @@ def test_the_judges_settings(root):
     folder = root / "classifier"
     assert sorted(path.name for path in folder.iterdir()) == ["seed5", "summarize.json"]
     assert sorted(path.name for path in (folder / "seed5").iterdir()) == ["evaluate.json",
-                                                                         "train.json"]
+                                                                         "floor.json", "train.json"]
     train = json.loads((folder / "seed5/train.json").read_text())
     assert train["model"] == "classifier" and train["seed"] == 5
     assert train["arch"] == params()["classifier"]["arch"]
     assert train["train"] == params()["classifier"]["train"]
     evaluate = json.loads((folder / "seed5/evaluate.json").read_text())
     assert set(evaluate) == {"model", "seed", "variant", "batch_size", "sources"}
+    floor = json.loads((folder / "seed5/floor.json").read_text())
+    assert set(floor) == {"model", "seed", "variant", "phase", "batch_size", "fid_samples",
+                          "pr_neighbours", "sources"}
+    assert "genzoo/quality.py" in floor["sources"]
     assert json.loads((folder / "summarize.json").read_text())["seeds"] == [5]
     assert "classifier" in json.loads((root / "report.json").read_text())["models"]
 
@@ -211,7 +222,8 @@ def test_editing_a_source_file_changes_the_settings_of_the_jobs_that_import_it(t
     trains = {"made/seed0", "made/seed1", "nade/seed0", "vae/seed0", "vqvae/seed0",
               "cond_gated_pixelcnn/seed0", "classifier/seed5"}
     assert write(params(), folder) == (
-        {f"{run}/train.json" for run in trains} | {"vqvae/seed0/codes.json", "vqvae/seed0/prior.json"})
+        {f"{run}/train.json" for run in trains} | {"vqvae/seed0/codes.json", "vqvae/seed0/prior.json",
+                                                   "classifier/seed5/floor.json"})
 
     with open(package_copy / "templates" / "report.html.j2", "a") as handle:
         handle.write("\n")

@@ -52,7 +52,8 @@ RUNS = [f"{model}_{seed}" for model in ZOO for seed in SEEDS.get(model, [0])]
 # (nade_1: model nade, seed 1): rule_<name>/<values>/ and rule_<name>_wildcards_<values>. The
 # binarize rule has none: rule_binarize/ and rule_binarize.
 REMOTE_RULES = {"binarize": [""], "train": [*RUNS, "classifier_0"], "codes": ["vqvae_0"],
-                "prior": ["vqvae_0"], "evaluate": [*RUNS, "classifier_0"], "sample": RUNS}
+                "prior": ["vqvae_0"], "floor": ["classifier_0"], "evaluate": [*RUNS, "classifier_0"],
+                "sample": RUNS}
 
 def _unavailable(reason: str):
     if IN_CI:

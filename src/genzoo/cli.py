@@ -111,6 +111,7 @@ def cmd_evaluate(args) -> int:
     metrics = evaluate(Path(args.run_dir), load_split(args.test), settings,
                        judge=Path(args.judge) if args.judge else None,
                        timings=[Path(path) for path in args.timings],
+                       timings_out=Path(args.timings_out) if args.timings_out else None,
                        device=pick_device(args.device))
     write_metrics(Path(args.out), metrics)
     print(f"{metrics['model']}: {summary_line(metrics)}")
@@ -145,7 +146,7 @@ def cmd_report(args) -> int:
     settings = read_settings(Path(args.settings))
     write_report(Path(args.out), metrics=[Path(p) for p in args.metrics],
                  histories=[Path(p) for p in args.history], figures=[Path(p) for p in args.figures],
-                 title=settings["title"])
+                 timings=[Path(p) for p in args.timings], title=settings["title"])
     print(args.out)
     return 0
 
@@ -207,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the classifier checkpoint, for models whose score uses it")
     p.add_argument("--timings", nargs="*", default=[],
                    help="the run's timings files: the training's first, then its phases'")
+    p.add_argument("--timings-out", default=None,
+                   help="where to write the wall-clock seconds of the scoring and the FID samples")
     p.add_argument("--out", required=True)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_evaluate)
@@ -229,6 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--history", nargs="+", required=True)
     p.add_argument("--figures", nargs="+", required=True, help="PNGs in one folder per model")
+    p.add_argument("--timings", nargs="*", default=[],
+                   help="every run's evaluate timings (seconds per FID sample)")
     p.add_argument("--settings", required=True, help="settings/report.json (the title)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_report)

@@ -8,6 +8,11 @@ Every model is trained once per seed. The report reads each model's summary
 seeds with the standard deviation over them, and a per-run table lists each seed's own figures.
 The training curves draw every seed; the sample figures are the lowest seed's, to keep the page
 small.
+
+Sample quality (FID, precision and recall on the judge's features, ``genzoo.quality``) comes with
+the metrics; the seconds per sample come from each run's evaluate timings
+(``reports/timings/<model>/seed<s>/evaluate.json``: wall-clock times are never in the metrics, which
+must be byte-identical on a rerun), and one figure puts every model's sample grid side by side.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import base64
 import datetime
 import io
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -82,6 +88,41 @@ def figure_folders_by_run(paths: list[Path]) -> dict[str, dict[Seed, Path]]:
     return grouped
 
 
+def seconds_per_sample_by_model(paths: list[Path]) -> dict[str, float]:
+    """Mean seconds per FID sample of each model over its runs' evaluate timings (files without
+    samples, the judge's, are skipped)."""
+    spent: dict[str, list[float]] = {}
+    for path in paths:
+        timing = json.loads(Path(path).read_text())
+        if timing.get("seconds_per_sample") is not None:
+            spent.setdefault(timing["model"], []).append(timing["seconds_per_sample"])
+    return {model: sum(values) / len(values) for model, values in spent.items()}
+
+
+def grids_figure(grids: list[tuple[str, Path]], *, per_row: int = 5) -> plt.Figure:
+    """Every model's sample grid (a PNG each) side by side, titled by the model, ``per_row`` to a
+    row, in the order given (the summary table's)."""
+    rows = max(1, math.ceil(len(grids) / per_row))
+    columns = min(per_row, max(1, len(grids)))
+    figure, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.5 * rows), dpi=110,
+                                squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, (model, png) in zip(axes.flat, grids):
+        axis.imshow(plt.imread(png), cmap="gray", interpolation="nearest")
+        axis.set_title(model, fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def figure_png(figure: plt.Figure) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure is closed)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
 def curves_figure(histories: list[dict[str, Any]]) -> plt.Figure:
     """Validation NLL (solid) and training loss (dashed) per epoch of one model's runs, one colour
     per seed, so the spread between seeds shows beside the gap between train and validation."""
@@ -112,11 +153,7 @@ def curves_figure(histories: list[dict[str, Any]]) -> plt.Figure:
 
 def curves_png(histories: list[dict[str, Any]]) -> bytes:
     """:func:`curves_figure` as PNG bytes."""
-    figure = curves_figure(histories)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure_png(curves_figure(histories))
 
 
 FIGURE_CAPTIONS = {
@@ -152,9 +189,12 @@ def add_figures(row: dict[str, Any], folders: dict[Seed, Path]) -> None:
     """The lowest seed's figures (one seed's only: the page stays small), and where the other
     seeds' figures lie."""
     row["figures"], row["figure_seed"], row["other_figure_folders"] = [], None, []
+    row["samples_png"] = None
     if not folders:
         return
     seed = shown_figure_seed(row["seeds"], folders)
+    if (folders[seed] / "samples.png").is_file():
+        row["samples_png"] = folders[seed] / "samples.png"
     several = row["seed_count"] > 1
     row["figures"] = figures_of(folders[seed], seed=seed if several else None)
     if several:
@@ -220,19 +260,34 @@ def count(value: Any) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
 
 
-def render(rows: list[dict[str, Any]], classifier: dict[str, Any] | None, *, title: str) -> str:
+def samples_side_by_side(rows: list[dict[str, Any]]) -> str | None:
+    """Every model's sample grid in one figure (a data URI), in the summary table's order."""
+    grids = [(row["model"], row["samples_png"]) for row in rows if row.get("samples_png")]
+    return _data_uri(figure_png(grids_figure(grids))) if grids else None
+
+
+def render(rows: list[dict[str, Any]], classifier: dict[str, Any] | None, *, title: str,
+           all_samples: str | None = None) -> str:
     environment = Environment(loader=PackageLoader("genzoo", "templates"),
                               autoescape=select_autoescape(["html", "j2"]))
     environment.filters.update(number=number, count=count)
     template = environment.get_template("report.html.j2")
+    def used(key: str) -> list[Any]:  # the values of a sample-quality knob over the rows
+        return sorted({row[key] for row in rows if is_number(row.get(key))})
+
     return template.render(title=title, rows=rows, classifier=classifier, version=__version__,
-                           generated=datetime.date.today().isoformat())
+                           generated=datetime.date.today().isoformat(), all_samples=all_samples,
+                           fid_samples=used("fid_samples"), pr_neighbours=used("pr_neighbours"))
 
 
 def write_report(out: Path, *, metrics: list[Path], histories: list[Path], figures: list[Path],
-                 title: str = "genzoo") -> None:
+                 timings: list[Path] = (), title: str = "genzoo") -> None:
     """Write the report of the model summaries ``metrics`` (one per model, the classifier's
-    included), every run's ``histories`` and every run's ``figures`` folder to ``out``."""
+    included), every run's ``histories``, every run's ``figures`` folder and every run's
+    evaluate ``timings`` (seconds per FID sample) to ``out``."""
     rows, classifier = model_rows(metrics, histories, figures)
-    html = render(rows, classifier, title=title)
+    spent = seconds_per_sample_by_model(list(timings))
+    for row in rows:
+        row["seconds_per_sample"] = spent.get(row["model"])
+    html = render(rows, classifier, title=title, all_samples=samples_side_by_side(rows))
     atomic_write_bytes(Path(out), html.encode())

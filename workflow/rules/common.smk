@@ -171,9 +171,10 @@ def previous_phase_files(name):
 
 
 def declared_phases():
-    """Each phase name declared by a model of params.yaml, with the phase and its models."""
+    """Each phase name declared by a network the pipeline trains (a model of params.yaml, the
+    judge's floor of the sample-quality scores), with the phase and its networks."""
     found = {}
-    for model in MODELS:
+    for model in TRAINED:
         for phase in phases_of(model):
             known, models = found.setdefault(phase.name, (phase, []))
             if (known.outputs, known.trains) != (phase.outputs, phase.trains):

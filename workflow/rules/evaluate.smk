@@ -1,6 +1,8 @@
 # evaluate_<model>: one job per run (model, seed). The model scores itself (exact NLL, a bound,
 # label agreement with the judge, or the judge's own accuracy) with the evaluate knobs its
-# settings file holds; summarize_<model> then gathers a model's runs: mean and std over the seeds.
+# settings file holds, and every generative model's samples get FID, precision and recall on the
+# judge's features; the seconds that took go to the run's timings, not its metrics.
+# summarize_<model> then gathers a model's runs: mean and std over the seeds.
 
 
 rule evaluate:
@@ -13,7 +15,8 @@ rule evaluate:
         test="data/processed/test.npz",
         settings=f"{SETTINGS}/evaluate.json",
     output:
-        "reports/metrics/{model}/seed{seed}.json",
+        metrics="reports/metrics/{model}/seed{seed}.json",
+        timings=f"{TIMINGS}/evaluate.json",
     params:
         run_dir=lambda wildcards, input: Path(input.model).parent,
         judge=lambda wildcards, input: f"--judge {input.judge}" if input.judge else "",
@@ -25,7 +28,7 @@ rule evaluate:
     shell:
         "python -m genzoo --threads {threads} evaluate --settings {input.settings} "
         "--run-dir {params.run_dir} --test {input.test} {params.judge} "
-        "--timings {input.timings} --out {output} > {log} 2>&1"
+        "--timings {input.timings} --timings-out {output.timings} --out {output.metrics} > {log} 2>&1"
 
 
 localrules:

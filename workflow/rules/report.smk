@@ -1,4 +1,5 @@
-# report: reports/all.html from every model's summary, every run's curves, and the figures.
+# report: reports/all.html from every model's summary, every run's curves, the figures, and the
+# seconds per FID sample (timings: never in the metrics, which must not change on a rerun).
 
 
 localrules:
@@ -10,6 +11,7 @@ rule report:
         metrics=expand("reports/metrics/{model}.json", model=TRAINED),
         history=runs_of(f"{RUN}/history.json", TRAINED),
         figures=runs_of("reports/figures/{model}/seed{seed}", MODELS),
+        timings=runs_of(f"{TIMINGS}/evaluate.json", MODELS),
         settings="settings/report.json",
     output:
         "reports/all.html",
@@ -19,4 +21,4 @@ rule report:
         "logs/report.log",
     shell:
         "python -m genzoo report --metrics {input.metrics} --history {input.history} "
-        "--figures {input.figures} --settings {input.settings} --out {output} > {log} 2>&1"
+        "--figures {input.figures} --timings {input.timings} --settings {input.settings} --out {output} > {log} 2>&1"

@@ -12,6 +12,10 @@
 * ``score(test, settings)``: the test metrics, by default the exact NLL of ``log_prob``;
   ``score_settings`` names the ``evaluate`` knobs it reads, so a run is re-scored only when one
   of those changes;
+* sample quality needs nothing more than ``sample``: the evaluate stage draws
+  ``evaluate.fid_samples`` images from every generative model (class-balanced labels when
+  ``conditional``) and scores them on the judge's features (FID, precision, recall:
+  ``genzoo.quality``), whatever its ``nll_kind``;
 * ``phases``: extra steps after training (the VQ-VAE's code grids and the prior fitted on them),
   each run by the workflow as its own cached job, and ``load_phases`` to put their results back
   into the model, so that the model stages load is complete (a VQ-VAE that samples and scores).
@@ -82,6 +86,8 @@ class ScoreSettings:
     agreement_samples: int = 1000
     iwae_k: int = 5000
     iwae_batch_size: int = 100
+    fid_samples: int = 10000
+    pr_neighbours: int = 3
 
 
 class Trainable(nn.Module):
@@ -194,12 +200,16 @@ class GenerativeModel(Trainable):
 
     @classmethod
     def needs_judge(cls) -> bool:
-        """A conditional model's score includes the judge's label agreement on its samples."""
-        return cls.conditional
+        """Every generative model's samples are judged on the classifier's features (FID,
+        precision, recall: ``genzoo.quality``); a conditional model's also by label agreement."""
+        return True
 
     @classmethod
     def evaluate_keys(cls) -> tuple[str, ...]:
-        return cls.score_settings + (("agreement_samples",) if cls.needs_judge() else ())
+        """The knobs of ``score``, the sample-quality knobs (the evaluate stage draws
+        ``fid_samples`` from every generative model), and a conditional model's label agreement."""
+        return (cls.score_settings + ("fid_samples", "pr_neighbours")
+                + (("agreement_samples",) if cls.conditional else ()))
 
     def checked_labels(self, y: Tensor | None, batch: int) -> Tensor:
         """The class labels of a conditional model's ``batch`` images as a (B,) long tensor on its
@@ -246,7 +256,7 @@ class GenerativeModel(Trainable):
         if self.nll_kind != "none":
             nll, extra = self.test_nll(test, settings, variant=variant, generator=generator)
             metrics.update(nll_summary(nll, self.num_pixels), **extra)
-        if self.needs_judge() and judge is not None:
+        if self.conditional and judge is not None:
             metrics["label_agreement"] = label_agreement(
                 self, judge, samples=settings.agreement_samples, generator=generator)
             metrics["agreement_samples"] = settings.agreement_samples

@@ -1,8 +1,13 @@
 """A small CNN classifier of MNIST digits: the pipeline's judge of samples.
 
-It scores class-conditional models (how often it agrees with the requested label) and, later,
-gives the penultimate features for FID. It is no generative model (it has no samples): it is a
-``Trainable`` the same trainer fits, whose validation NLL is the cross-entropy -log p(y | x).
+It scores class-conditional models (how often it agrees with the requested label) and gives the
+penultimate features on which every model's samples are scored (FID, precision and recall,
+``genzoo.quality``). It is no generative model (it has no samples): it is a ``Trainable`` the same
+trainer fits, whose validation NLL is the cross-entropy -log p(y | x).
+
+Its one phase, ``floor``, scores ``evaluate.fid_samples`` training images against the test set as
+a model's samples are scored: the FID, precision and recall of a model whose samples were real
+digits, the floor the report prints beside every model's (computed once, cached).
 
 Architecture in the spirit of LeCun et al. 1998 / the PyTorch MNIST example: two 3x3 conv layers,
 max-pooling, dropout-free, a 128-unit hidden layer (the feature layer) and 10 logits.
@@ -10,16 +15,20 @@ max-pooling, dropout-free, a 128-unit hidden layer (the feature layer) and 10 lo
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import knob
-from ..data import Split
-from .base import ScoreSettings, Trainable
+from ..data import Split, atomic_write_bytes, levels_of, load_split
+from ..quality import judge_features, quality_scores
+from .base import Phase, PhaseContext, ScoreSettings, Trainable
 from .scoring import per_image_nll
 
 
@@ -34,6 +43,9 @@ class Classifier(Trainable):
 
     Config = ClassifierConfig
     paper = "LeCun et al. 1998 (convolutional digit classifier)"
+    phases = (Phase(name="floor", outputs=("floor.json",), run="quality_floor",
+                    evaluate_keys=("batch_size", "fid_samples", "pr_neighbours")),)
+    floor: dict[str, Any] | None = None  # what the floor phase wrote, once load_phases ran
 
     def __init__(self, config: ClassifierConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
@@ -72,11 +84,45 @@ class Classifier(Trainable):
 
     def score(self, test: Split, settings: ScoreSettings, *, variant: str,
               generator: torch.Generator, judge: Trainable | None = None) -> dict:
-        """Test accuracy and the label NLL on the fixed test images."""
+        """Test accuracy and the label NLL on the fixed test images, and the floor of the sample
+        quality scores (``floor_fid``, ...) once the floor phase is loaded."""
         images = test.images(variant)
         predicted = self.predict(images, batch_size=settings.batch_size)
         nll = per_image_nll(self, images, test.labels, batch_size=settings.batch_size,
                             device=self.device)
-        return {"test_images": len(images),
-                "test_accuracy": (predicted == test.labels).double().mean().item(),
-                "test_label_nll_nats": nll.mean().item()}
+        metrics = {"test_images": len(images),
+                   "test_accuracy": (predicted == test.labels).double().mean().item(),
+                   "test_label_nll_nats": nll.mean().item()}
+        if self.floor is not None:
+            metrics.update({f"floor_{key}": value for key, value in self.floor.items()})
+        return metrics
+
+    # -- the floor phase: real images scored as samples --------------------------------------------
+
+    def quality_floor(self, context: PhaseContext) -> None:
+        """FID, precision and recall of the first ``fid_samples`` training images (binarized
+        once, seeded, for the binarized variant) against the test images: what a model whose
+        samples were real digits would score at that sample count."""
+        settings = context.settings
+        variant, samples = settings["variant"], settings["fid_samples"]
+        train = load_split(context.data_dir / "train.npz").subset(samples)
+        test = load_split(context.data_dir / "test.npz")
+        if len(train) < samples:
+            raise ValueError(f"evaluate.fid_samples = {samples} is more than the "
+                             f"{len(train)} training images")
+        if variant == "binarized":  # training bits are dynamic: draw one fixed set
+            generator = torch.Generator().manual_seed(settings["seed"])
+            images = torch.bernoulli(train.gray.float() / 255.0, generator=generator)
+        else:
+            images = train.images(variant)
+        levels = levels_of(variant)
+        real = judge_features(self, test.images(variant), levels=levels,
+                              batch_size=settings["batch_size"])
+        fake = judge_features(self, images, levels=levels, batch_size=settings["batch_size"])
+        scores = quality_scores(real, fake, samples=samples, k=settings["pr_neighbours"])
+        atomic_write_bytes(context.out_dir / "floor.json",
+                           (json.dumps(scores, indent=2) + "\n").encode())
+
+    def load_phases(self, run_dir: Path, load: Callable[[Path], tuple[Trainable, dict]]) -> None:
+        path = Path(run_dir) / "floor" / "floor.json"
+        self.floor = json.loads(path.read_text()) if path.exists() else None
