@@ -257,6 +257,21 @@ class GenerativeModel(Trainable):
         """Draw ``n`` images, shape (n, C, H, W), as float levels."""
         raise NotImplementedError
 
+    def checked_labels(self, y: Tensor | None, batch: int) -> Tensor:
+        """A conditional model's class labels ``y`` as (batch,) integers on its device.
+
+        Raises:
+            ValueError: no labels, another shape, or a label outside [0, num_classes).
+        """
+        if y is None:
+            raise ValueError(f"{type(self).__name__} needs the class labels y, shape (B,)")
+        y = torch.as_tensor(y, device=self.device).long()
+        if y.shape != (batch,):
+            raise ValueError(f"y must have shape ({batch},), got {tuple(y.shape)}")
+        if y.numel() and (y.min() < 0 or y.max() >= self.num_classes):
+            raise ValueError(f"labels must lie in [0, {self.num_classes})")
+        return y
+
     # -- the evaluate and sample stages ----------------------------------------------------------
 
     def test_nll(self, test: Split, settings: ScoreSettings, *, variant: str,

@@ -50,28 +50,18 @@ class CondDCGAN(DCGAN):
         self.discriminator["embed"] = nn.Embedding(self.num_classes, features)  # (classes, F)
         nn.init.zeros_(self.discriminator["embed"].weight)
 
-    def _labels(self, y: Tensor | None, batch: int) -> Tensor:
-        if y is None:
-            raise ValueError("CondDCGAN needs the class labels y, shape (B,)")
-        y = torch.as_tensor(y, device=self.device).long()
-        if y.shape != (batch,):
-            raise ValueError(f"y must have shape ({batch},), got {tuple(y.shape)}")
-        if y.numel() and (y.min() < 0 or y.max() >= self.num_classes):
-            raise ValueError(f"labels must lie in [0, {self.num_classes})")
-        return y
-
     def generator_inputs(self) -> int:
         """Width of G's input: the noise and the one-hot label."""
         return self.config.latent + self.num_classes
 
     def generator_input(self, z: Tensor, y: Tensor | None) -> Tensor:
         """[z, one_hot(y)]: (B, latent + classes)."""
-        one_hot = F.one_hot(self._labels(y, len(z)), self.num_classes).to(z.dtype)
+        one_hot = F.one_hot(self.checked_labels(y, len(z)), self.num_classes).to(z.dtype)
         return torch.cat([z, one_hot], dim=1)
 
     def discriminate(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """psi(phi(x)) + embed(y) . phi(x): D's logit that (x, y) is a real pair, (B,)."""
-        y = self._labels(y, len(x))
+        y = self.checked_labels(y, len(x))
         features = self.discriminator["body"](x)  # (B, F)
         projection = (self.discriminator["embed"](y) * features).sum(1)  # (B,)
         return self.discriminator["head"](features).squeeze(1) + projection

@@ -43,16 +43,6 @@ class CondGatedPixelCNN(GatedPixelCNN):
         for embedding in self.label_bias:
             nn.init.zeros_(embedding.weight)
 
-    def _labels(self, y: Tensor | None, batch: int) -> Tensor:
-        if y is None:
-            raise ValueError("CondGatedPixelCNN needs the class labels y, shape (B,)")
-        y = torch.as_tensor(y, device=self.device).long()
-        if y.shape != (batch,):
-            raise ValueError(f"y must have shape ({batch},), got {tuple(y.shape)}")
-        if y.numel() and (y.min() < 0 or y.max() >= self.num_classes):
-            raise ValueError(f"labels must lie in [0, {self.num_classes})")
-        return y
-
     def conditioning(self, y: Tensor | None) -> list[Tensor | None]:
         """One (B, 4h) gate bias per layer: V^T one_hot(y)."""
         if y is None:
@@ -61,11 +51,11 @@ class CondGatedPixelCNN(GatedPixelCNN):
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Logits of p(x | y): (B, C, H, W) when levels == 2, else (B, levels, C, H, W)."""
-        return super().forward(x, self._labels(y, x.shape[0]))
+        return super().forward(x, self.checked_labels(y, x.shape[0]))
 
     @torch.no_grad()
     def sample(self, n: int, *, y: Tensor | None = None, generator: torch.Generator | None = None,
                given: Tensor | None = None, given_mask: Tensor | None = None) -> Tensor:
         """Draw ``n`` images of the classes ``y`` (n,), with the cached row-by-row sampler."""
-        return super().sample(n, y=self._labels(y, n), generator=generator, given=given,
+        return super().sample(n, y=self.checked_labels(y, n), generator=generator, given=given,
                               given_mask=given_mask)
