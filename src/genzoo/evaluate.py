@@ -65,7 +65,11 @@ def summary_line(metrics: dict[str, Any]) -> str:
     if "test_accuracy" in metrics:
         return f"test accuracy {metrics['test_accuracy']:.4f}"
     if "test_nll_nats" not in metrics:
-        return "no likelihood (samples only)"
+        line = "no likelihood (samples only)"
+        if "label_histogram_kl_nats" in metrics:
+            line += (f", label histogram {metrics['label_histogram_kl_nats']:.3f} nats (KL) from "
+                     "the test set's")
+        return line
     bound = "<= " if metrics.get("nll_kind") == "bound" else ""
     line = (f"test NLL {bound}{metrics['test_nll_nats']:.3f} nats, "
             f"{metrics['test_bits_per_dim']:.4f} bits/dim")
