@@ -2,7 +2,7 @@
 
 Radford, Metz & Chintala, "Unsupervised Representation Learning with Deep Convolutional
 Generative Adversarial Networks", ICLR 2016; the game of Goodfellow et al., "Generative
-Adversarial Nets", NeurIPS 2014.
+Adversarial Nets", NIPS 2014.
 
     generator      z ~ N(0, I) -> project to (2c, H/4, W/4) -> transposed conv -> (c, H/2, W/2)
                    -> transposed conv -> (C, H, W) pixel probabilities G(z) = sigmoid(logits)
