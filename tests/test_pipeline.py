@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import edited, local_mirror, make_project, smoke_models
+from genzoo.models import MODELS
 
 pytestmark = pytest.mark.pipeline
 
@@ -67,7 +68,9 @@ def project(tmp_path_factory) -> Path:
 ZOO = smoke_models()
 SEEDS = {"nade": [0, 1]}  # the smoke config's runs: nade's own seeds, the others the top-level [0]
 FIGURES = {"vae": ("samples.png", "interpolation.png"),
-           "vqvae": ("samples.png", "reconstructions.png")}  # the others: samples, completions
+           "vqvae": ("samples.png", "reconstructions.png"),
+           "dcgan": ("samples.png",), "cond_dcgan": ("samples.png",)}  # others: samples, completions
+COMPLETIONS = ("samples.png", "completions.png")
 
 
 def load(project: Path, path: str) -> dict:
@@ -79,9 +82,15 @@ def test_pipeline_writes_report_metrics_and_samples(project):
     for model in ZOO:
         metrics = load(project, f"reports/metrics/{model}.json")
         assert metrics["seeds"] == SEEDS.get(model, [0])
-        assert metrics["test_images"] == 10_000 and 0 < metrics["test_nll_nats"] < 784 * 0.9
+        if MODELS[model].nll_kind == "none":  # a GAN: the judge's label histogram instead
+            assert "test_nll_nats" not in metrics and metrics["best_val_nll"] is None
+        else:
+            assert metrics["test_images"] == 10_000 and 0 < metrics["test_nll_nats"] < 784 * 0.9
+        if MODELS[model].mode_coverage:
+            assert sum(metrics["label_histogram"]) == pytest.approx(1.0)
+            assert metrics["label_histogram_kl_nats"] >= 0
         for seed in metrics["seeds"]:
-            for figure in FIGURES.get(model, ("samples.png", "completions.png")):
+            for figure in FIGURES.get(model, COMPLETIONS):
                 png = project / f"reports/figures/{model}/seed{seed}/{figure}"
                 assert png.read_bytes()[:4] == b"\x89PNG"
         assert f'id="{model}"' in html
@@ -91,8 +100,9 @@ def test_pipeline_writes_report_metrics_and_samples(project):
     assert classifier["seeds"] == [0] and classifier["test_accuracy"] > 0.5  # 40 steps beat chance
     assert "Larochelle &amp; Murray 2011" in html and "pytorch-generative" in html
     assert "label agreement" in html
-    # curves + the first seed's figures, and every model's samples side by side
-    assert html.count("data:image/png;base64,") == 3 * len(ZOO) + 1
+    # The curves and the first seed's figures of every model, and every model's samples side by side.
+    assert html.count("data:image/png;base64,") == sum(1 + len(FIGURES.get(model, COMPLETIONS))
+                                                       for model in ZOO) + 1
     for model in ZOO:  # every model's samples scored on the judge's features, timed apart
         metrics = load(project, f"reports/metrics/{model}/seed0.json")
         assert metrics["fid"] >= 0 and metrics["fid_samples"] == 20

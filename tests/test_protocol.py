@@ -122,9 +122,10 @@ def test_every_model_declares_the_protocol(name):
     knobs = {field.name for field in dataclasses.fields(ScoreSettings)}
     assert set(cls.evaluate_keys()) <= knobs, "score reads a knob the evaluate job never gets"
     assert "batch_size" in cls.evaluate_keys()
-    assert ("agreement_samples" in cls.evaluate_keys()) == cls.conditional
+    assert ("agreement_samples" in cls.evaluate_keys()) == (cls.conditional or cls.mode_coverage)
     # Every generative model is judged on its samples: FID, precision and recall.
     assert cls.needs_judge() and {"fid_samples", "pr_neighbours"} <= set(cls.evaluate_keys())
+    assert cls.has_validation_nll == (cls.nll_kind != "none"), "a model without NLL validates none"
     sections = cls.section_schemas() if hasattr(cls, "section_schemas") else {}
     for phase in cls.phases:
         assert callable(getattr(cls, phase.run, None)), f"{name}.{phase.run} is no method"

@@ -233,3 +233,38 @@ def test_one_figure_puts_every_models_samples_side_by_side(zoo):
         ("made", tmp_path / "reports/figures/made/seed0/samples.png"),
         ("nade", tmp_path / "reports/figures/nade/seed0/samples.png")]
     assert seconds_per_sample_by_model([]) == {}
+def gan_history(seed):
+    """A history of a model without a validation NLL: two losses per epoch, the last kept."""
+    epochs = [{"epoch": e, "step": 10 * e, "generator_loss": 2.0 + e, "discriminator_loss": 1.0 / e}
+              for e in (1, 2, 3)]
+    return {"epochs": epochs, "model": "gan", "seed": seed, "variant": "binarized",
+            "num_parameters": 10, "steps": 30, "best_epoch": 3, "best_val_nll": None}
+
+
+def test_curves_draw_every_series_a_history_holds():
+    figure = curves_figure([gan_history(0)])
+    lines = figure.axes[0].get_lines()
+    legend = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    plt.close(figure)
+    assert legend == ["seed 0", "generator loss", "discriminator loss"]
+    assert [list(line.get_ydata()) for line in lines] == [[3.0, 4.0, 5.0], [1.0, 0.5, 1 / 3]]
+    assert [line.get_linestyle() for line in lines] == ["-", "--"]
+
+
+def test_a_model_without_likelihood_shows_its_losses_and_mode_coverage(tmp_path):
+    shares = [0.1] * 8 + [0.05, 0.15]
+    run = fake_run("gan", 0, 0.0, nll_kind="none", best_val_nll=None, best_epoch=3,
+                   label_histogram=shares, label_histogram_kl_nats=0.031,
+                   label_histogram_samples=1000)
+    for key in ("test_nll_nats", "test_nll_nats_stderr", "test_bits_per_dim", "test_images"):
+        run.pop(key)
+    metrics, history = tmp_path / "gan.json", tmp_path / "history.json"
+    metrics.write_text(json.dumps(summarize([run])))
+    history.write_text(json.dumps(gan_history(0)))
+    out = tmp_path / "all.html"
+    write_report(out, metrics=[metrics], histories=[history], figures=[])
+    gan = section(out.read_text(), "gan")
+    assert "none: this model defines no image likelihood" in gan
+    assert "no validation NLL: the last epoch is kept" in gan
+    assert "Per epoch: generator loss, discriminator loss" in gan
+    assert "mode coverage" in gan and "8: 5.0 % · 9: 15.0 %" in gan and "0.031 nats" in gan

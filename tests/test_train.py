@@ -94,7 +94,7 @@ def learning_rates(monkeypatch) -> list[float]:
 
     def recording(self, x, y, *args):
         loss = original(self, x, y, *args)
-        seen.append(self.optimizer.param_groups[0]["lr"])
+        seen.append(self.optimizers["model"].param_groups[0]["lr"])
         return loss
 
     monkeypatch.setattr(Trainer, "_train_step", recording)

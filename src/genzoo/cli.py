@@ -85,8 +85,9 @@ def cmd_train(args) -> int:
                     seed=settings["seed"], variant=settings["variant"], device=args.device,
                     eval_batch_size=settings["eval_batch_size"],
                     timings=Path(args.timings) if args.timings else None)
-    print(f"{name}: best validation NLL {history['best_val_nll']:.3f} nats "
-          f"(epoch {history['best_epoch']}, {history['train_seconds']:.1f} s)")
+    kept = ("no validation NLL, kept the last epoch" if history["best_val_nll"] is None
+            else f"best validation NLL {history['best_val_nll']:.3f} nats")
+    print(f"{name}: {kept} (epoch {history['best_epoch']}, {history['train_seconds']:.1f} s)")
     return 0
 
 

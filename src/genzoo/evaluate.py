@@ -91,6 +91,9 @@ def summary_line(metrics: dict[str, Any]) -> str:
         return f"test accuracy {metrics['test_accuracy']:.4f}"
     if "test_nll_nats" not in metrics:
         line = "no likelihood (samples only)"
+        if "label_histogram_kl_nats" in metrics:
+            line += (f"; its samples' digits are {metrics['label_histogram_kl_nats']:.3f} nats "
+                     "(KL) from the test set's")
     else:
         bound = "<= " if metrics.get("nll_kind") == "bound" else ""
         line = (f"test NLL {bound}{metrics['test_nll_nats']:.3f} nats, "

@@ -121,27 +121,52 @@ def figure_png(figure: plt.Figure) -> bytes:
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return buffer.getvalue()
+# The series of the NLL models' histories, first and in this style; any other series a history
+# holds (a GAN's two losses) follows in the order of its records, with its key as the label.
+SERIES_LABELS = {"val_nll": "validation NLL", "train_loss": "train loss"}
+LINE_STYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "v", "D")
+NOT_SERIES = ("epoch", "step")
+
+
+def curve_series(histories: list[dict[str, Any]]) -> list[str]:
+    """The per-epoch series the histories hold: the known ones first, then the others as they
+    come."""
+    keys: list[str] = []
+    for history in histories:
+        for record in history["epochs"]:
+            keys += [key for key in record if key not in NOT_SERIES and key not in keys]
+    known = [key for key in SERIES_LABELS if key in keys]
+    return known + [key for key in keys if key not in known]
+
+
+def series_label(key: str) -> str:
+    return SERIES_LABELS.get(key, key.replace("_", " "))
 
 
 def curves_figure(histories: list[dict[str, Any]]) -> plt.Figure:
-    """Validation NLL (solid) and training loss (dashed) per epoch of one model's runs, one colour
-    per seed, so the spread between seeds shows beside the gap between train and validation."""
+    """Every per-epoch series of one model's runs (validation NLL solid and training loss dashed;
+    a GAN's two losses), one line style per series and one colour per seed, so the spread between
+    seeds shows beside the gap between the series."""
     figure, axis = plt.subplots(figsize=(5.4, 3.4), dpi=110)
     histories = sorted(histories, key=lambda history: _seed_order(history.get("seed")))
+    series = curve_series(histories)
     seed_handles = []
     for index, history in enumerate(histories):
         colour = f"C{index % 10}"
-        epochs = [record["epoch"] for record in history["epochs"]]
-        axis.plot(epochs, [r["val_nll"] for r in history["epochs"]], "-", marker="o", markersize=3,
-                  color=colour)
-        axis.plot(epochs, [r["train_loss"] for r in history["epochs"]], "--", marker="s",
-                  markersize=3, color=colour, alpha=0.8)
+        for number, key in enumerate(series):
+            points = [(record["epoch"], record[key]) for record in history["epochs"]
+                      if record.get(key) is not None]
+            if points:
+                axis.plot(*zip(*points), LINE_STYLES[number % len(LINE_STYLES)],
+                          marker=MARKERS[number % len(MARKERS)], markersize=3, color=colour,
+                          alpha=1.0 if number == 0 else 0.8)
         seed = history.get("seed")
         seed_handles.append(Line2D([], [], color=colour,
                                    label="run" if seed is None else f"seed {seed}"))
-    # One legend entry per seed plus two for the line styles, not two entries per seed.
-    style_handles = [Line2D([], [], color="0.3", linestyle="-", label="validation NLL"),
-                     Line2D([], [], color="0.3", linestyle="--", label="train loss")]
+    # One legend entry per seed plus one per line style, not one entry per seed and series.
+    style_handles = [Line2D([], [], color="0.3", linestyle=LINE_STYLES[number % len(LINE_STYLES)],
+                            label=series_label(key)) for number, key in enumerate(series)]
     axis.set_xlabel("epoch")
     axis.set_ylabel("nats / image")
     axis.set_title(histories[0]["model"] if histories else "")
@@ -209,6 +234,7 @@ def add_curves(row: dict[str, Any], histories: dict[Seed, dict[str, Any]]) -> No
     runs = [history for history in histories.values() if history["epochs"]]
     row["curves"] = _data_uri(curves_png(runs)) if runs else None
     row["curve_runs"] = len(runs)
+    row["curve_series"] = [series_label(key) for key in curve_series(runs)]
 
 
 def model_row(summary: dict[str, Any], histories: dict[Seed, dict[str, Any]],

@@ -1,5 +1,11 @@
 """One trainer for every model: Adam, epochs or a step budget, best-by-validation checkpoint.
 
+A model declares its optimizers (``optimizer_specs``: one Adam over every parameter by default,
+a GAN's two players each their own) and takes its steps (``training_step``); the trainer builds
+the optimizers, checks and applies each update, schedules their learning rate and keeps their
+states. A model without a validation NLL (``has_validation_nll = False``) keeps its last epoch,
+and only a non-finite loss stops it.
+
 Reproducibility and preemption safety:
 
 * Everything random is seeded from ``seed``: initialisation, each epoch's order and dynamic
@@ -12,7 +18,8 @@ Reproducibility and preemption safety:
 * Inside a SLURM job, SIGUSR1 also puts the job back in the queue (``requeue_slurm_job``): the
   same job ID runs again and resumes, so a training longer than the time limit needs no retries.
 
-The outputs are ``model.pt`` (the best checkpoint) and ``history.json`` (the per-epoch losses),
+The outputs are ``model.pt`` (the best checkpoint, or the last) and ``history.json`` (the
+per-epoch losses, by the names the model's ``training_step`` gives them),
 both the same bytes for the same seed on one machine, and the wall-clock times in a separate
 timings file, which DVC does not cache.
 """
@@ -41,6 +48,7 @@ from . import checkpoint
 from .config import TrainConfig
 from .data import Split, atomic_write_bytes, epoch_batches, levels_of
 from .models import JUDGE, PhaseContext, Trainable, build_model
+from .models.base import ADAM_BETAS, DEFAULT_OPTIMIZER
 from .models.scoring import per_image_nll
 
 INTERRUPTED_EXIT_CODE = 75  # EX_TEMPFAIL: "try again", the resume checkpoint is on disk
@@ -101,12 +109,12 @@ class Progress:
     epoch: int = 0  # current epoch (0-based)
     batch_in_epoch: int = 0  # batches of this epoch already done
     step: int = 0  # optimizer steps so far
-    loss_sum: float = 0.0  # training loss summed over this epoch's batches
+    loss_sums: dict[str, float] = field(default_factory=dict)  # each loss summed over this epoch
     seconds: float = 0.0  # training wall-clock so far (not part of the model checkpoint)
     validation_seconds: float = 0.0  # wall-clock of the validation passes so far
     epoch_seconds: float = 0.0  # wall-clock of the current epoch so far
-    best_val: float = math.inf
-    best_epoch: int = -1
+    best_val: float = math.inf  # stays inf for a model without a validation NLL
+    best_epoch: int = -1  # the epoch kept: the best by validation NLL, or the last
     history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -147,10 +155,27 @@ class NonFiniteLoss(ArithmeticError):
     """The loss of a training step is NaN or infinite (its value is the first argument)."""
 
 
-def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def adam(parameters, config: TrainConfig, *, betas: tuple[float, float] = ADAM_BETAS
+         ) -> torch.optim.Optimizer:
     """The optimizer of every training: Adam with the configured learning rate, fused or as
     PyTorch picks for the device."""
-    return torch.optim.Adam(model.parameters(), lr=config.lr, fused=config.fused_adam or None)
+    return torch.optim.Adam(parameters, lr=config.lr, betas=betas, fused=config.fused_adam or None)
+
+
+def make_optimizers(model: Trainable, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+    """One Adam per optimizer the model declares (``optimizer_specs``), by its name."""
+    return {name: adam(spec.parameters, config, betas=spec.betas)
+            for name, spec in model.optimizer_specs().items()}
+
+
+def make_optimizer(model: Trainable, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer of a model that declares one (every model but the GANs)."""
+    optimizers = make_optimizers(model, config)
+    if len(optimizers) != 1:
+        raise ValueError(f"{type(model).__name__} has {len(optimizers)} optimizers "
+                         f"({', '.join(optimizers)}): use make_optimizers")
+    (optimizer,) = optimizers.values()
+    return optimizer
 
 
 def scheduled_lr(config: TrainConfig, done: float) -> float:
@@ -161,22 +186,31 @@ def scheduled_lr(config: TrainConfig, done: float) -> float:
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(max(done, 0.0), 1.0)))
 
 
-def training_step(model: Trainable, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-                  y: torch.Tensor | None, config: TrainConfig) -> torch.Tensor:
-    """One optimizer step on the batch (x, y); returns the loss (detached).
+def training_step(model: Trainable,
+                  optimizers: torch.optim.Optimizer | dict[str, torch.optim.Optimizer],
+                  x: torch.Tensor, y: torch.Tensor | None, config: TrainConfig
+                  ) -> dict[str, torch.Tensor]:
+    """The model's ``training_step`` on the batch (x, y) with these optimizers (one, or by name);
+    returns its losses (detached), by name.
 
     Raises:
-        NonFiniteLoss: the loss is NaN or infinite (checked before any update).
+        NonFiniteLoss: a loss is NaN or infinite (checked before its update).
     """
-    loss = model.loss(x, y)
-    if not torch.isfinite(loss):
-        raise NonFiniteLoss(loss.item())
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if config.grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-    optimizer.step()
-    return loss.detach()
+    if isinstance(optimizers, torch.optim.Optimizer):
+        optimizers = {DEFAULT_OPTIMIZER: optimizers}
+
+    def update(name: str, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(loss.item())
+        optimizer = optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(
+                [p for group in optimizer.param_groups for p in group["params"]], config.grad_clip)
+        optimizer.step()
+
+    return model.training_step(x, y, update)
 
 
 class Trainer:
@@ -205,7 +239,7 @@ class Trainer:
             name, arch, image_shape=tuple(train_split.gray.shape[1:]), levels=self.levels,
             where=where,
         ).to(self.device)
-        self.optimizer = make_optimizer(self.model, config)
+        self.optimizers = make_optimizers(self.model, config)
         self.state = Progress()
         self.started_at_step = 0  # where this process began: a resumed run starts further on
         self.best: dict[str, Any] | None = None  # model + optimizer state at the best epoch
@@ -218,8 +252,8 @@ class Trainer:
 
     def _snapshot(self) -> dict[str, Any]:
         # state_dict() returns live tensors: copy them, or the "best" state would keep training.
-        return copy.deepcopy({"model": self.model.state_dict(),
-                              "optimizer": self.optimizer.state_dict()})
+        return copy.deepcopy({"model": self.model.state_dict(), "optimizers": {
+            name: optimizer.state_dict() for name, optimizer in self.optimizers.items()}})
 
     def save_resume(self, why: str = "") -> None:
         """`why`: said when a run resumes from it (a requeued SLURM job's log starts afresh)."""
@@ -240,9 +274,15 @@ class Trainer:
         if payload.get("fingerprint") != self.fingerprint:
             self.log(f"ignoring {self.resume_path}: it was written with other settings")
             return False
+        try:
+            progress = Progress(**payload["progress"])
+        except TypeError:  # another genzoo version's progress record
+            self.log(f"ignoring {self.resume_path}: written by another version of the trainer")
+            return False
         self.model.load_state_dict(payload["current"]["model"])
-        self.optimizer.load_state_dict(payload["current"]["optimizer"])
-        self.state = Progress(**payload["progress"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(payload["current"]["optimizers"][name])
+        self.state = progress
         self.best = payload["best"]
         _set_rng_state(payload["rng"])
         why = f", saved when {payload['why']}" if payload.get("why") else ""
@@ -253,11 +293,19 @@ class Trainer:
     def _final_checkpoint(self) -> dict[str, Any]:
         best = self.best or self._snapshot()
         self.model.load_state_dict(best["model"])
+        # One optimizer's state under "optimizer" (as before there were several), else by name.
+        states = best["optimizers"]
+        optimizer = ({"optimizer": states[DEFAULT_OPTIMIZER]} if list(states) == [DEFAULT_OPTIMIZER]
+                     else {"optimizers": states})
         return checkpoint.model_payload(
-            self.name, self.model, optimizer=best["optimizer"], train=asdict(self.config),
-            seed=self.seed, variant=self.variant, epoch=self.state.best_epoch,
-            step=self.state.step, val_nll=self.state.best_val,
+            self.name, self.model, **optimizer, train=asdict(self.config), seed=self.seed,
+            variant=self.variant, epoch=self.state.best_epoch, step=self.state.step,
+            val_nll=self._best_val_nll(),
         )
+
+    def _best_val_nll(self) -> float | None:
+        """The kept epoch's validation NLL; None for a model without one."""
+        return self.state.best_val if self.model.has_validation_nll else None
 
     # -- loop -------------------------------------------------------------------------------
 
@@ -282,20 +330,22 @@ class Trainer:
             done = max(done, spent / config.max_seconds)
         return done
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, running: float = 0.0) -> float:
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, running: float = 0.0
+                    ) -> dict[str, float]:
         self.model.train()
         if self.config.lr_schedule != "constant":
             lr = scheduled_lr(self.config, self._fraction_done(running))
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+            for optimizer in self.optimizers.values():
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
         try:
-            loss = training_step(self.model, self.optimizer, x.to(self.device), y.to(self.device),
-                                 self.config)
+            losses = training_step(self.model, self.optimizers, x.to(self.device),
+                                   y.to(self.device), self.config)
         except NonFiniteLoss as error:
             raise TrainingError(
                 f"{self.name}: non-finite loss ({error.args[0]}) at step {self.state.step + 1}, "
                 f"epoch {self.state.epoch + 1}; {self._advice()}") from None
-        return loss.item()
+        return {key: loss.item() for key, loss in losses.items()}
 
     def _run_epoch(self, stop: list[int]) -> None:
         state, config = self.state, self.config
@@ -308,10 +358,12 @@ class Trainer:
                    disable=None if self.progress is None else not self.progress, leave=False)
         started = time.perf_counter()
         for x, y in bar:
-            state.loss_sum += self._train_step(x, y, time.perf_counter() - started)
+            for key, loss in self._train_step(x, y, time.perf_counter() - started).items():
+                state.loss_sums[key] = state.loss_sums.get(key, 0.0) + loss
             state.batch_in_epoch += 1
             state.step += 1
-            bar.set_postfix(loss=f"{state.loss_sum / state.batch_in_epoch:.2f}")
+            bar.set_postfix({key: f"{total / state.batch_in_epoch:.2f}"
+                             for key, total in state.loss_sums.items()})
             if (stop or state.step % config.checkpoint_every == 0
                     or not self._budget_left(time.perf_counter() - started)):
                 now = time.perf_counter()
@@ -355,23 +407,31 @@ class Trainer:
 
     def _end_epoch(self) -> None:
         state = self.state
-        started = time.perf_counter()
-        val_nll = per_image_nll(self.model, self.val_split.images(self.variant),
-                                self.val_split.labels, batch_size=self.eval_batch_size,
-                                device=self.device).mean().item()
-        state.validation_seconds += time.perf_counter() - started
-        record = {"epoch": state.epoch + 1, "step": state.step,
-                  "train_loss": state.loss_sum / max(state.batch_in_epoch, 1),
-                  "val_nll": val_nll, "seconds": state.epoch_seconds}
+        batches = max(state.batch_in_epoch, 1)
+        losses = {key: total / batches for key, total in state.loss_sums.items()}
+        record = {"epoch": state.epoch + 1, "step": state.step, **losses}
+        said = ", ".join(f"{key} {value:.3f}" for key, value in losses.items())
+        if self.model.has_validation_nll:
+            started = time.perf_counter()
+            val_nll = per_image_nll(self.model, self.val_split.images(self.variant),
+                                    self.val_split.labels, batch_size=self.eval_batch_size,
+                                    device=self.device).mean().item()
+            state.validation_seconds += time.perf_counter() - started
+            record["val_nll"] = val_nll
+            said += f", val {val_nll:.3f} nats"
+            if val_nll < state.best_val:
+                state.best_val, state.best_epoch = val_nll, state.epoch + 1
+                self.best = self._snapshot()
+        else:  # nothing to pick the best epoch by: the last one is kept (self.best stays None)
+            state.best_epoch = state.epoch + 1
+        record["seconds"] = state.epoch_seconds
         state.history.append(record)
-        if val_nll < state.best_val:
-            state.best_val, state.best_epoch = val_nll, state.epoch + 1
-            self.best = self._snapshot()
-        self.log(f"{self.name} epoch {record['epoch']}/{self.config.epochs}: train "
-                 f"{record['train_loss']:.3f}, val {val_nll:.3f} nats ({record['seconds']:.1f} s)")
-        self._judge(val_nll)
+        self.log(f"{self.name} epoch {record['epoch']}/{self.config.epochs}: {said} "
+                 f"({record['seconds']:.1f} s)")
+        if self.model.has_validation_nll:
+            self._judge(record["val_nll"])
         state.epoch += 1
-        state.batch_in_epoch, state.loss_sum, state.epoch_seconds = 0, 0.0, 0.0
+        state.batch_in_epoch, state.loss_sums, state.epoch_seconds = 0, {}, 0.0
 
     def _stop(self, signal_number: int) -> None:
         """Save the resume checkpoint and end this process's training."""
@@ -408,7 +468,7 @@ class Trainer:
                   for record in state.history]
         return {"epochs": epochs, "model": self.name, "seed": self.seed, "variant": self.variant,
                 "num_parameters": self.model.num_parameters(), "steps": state.step,
-                "best_epoch": state.best_epoch, "best_val_nll": state.best_val}
+                "best_epoch": state.best_epoch, "best_val_nll": self._best_val_nll()}
 
     def timings(self) -> dict[str, Any]:
         """Wall-clock seconds of the training (resumed runs add up their parts) and the device."""

@@ -1,7 +1,12 @@
 """The model protocol: what every network of the zoo implements, and what the stages may call.
 
 ``Trainable`` is what the one trainer needs: a typed ``Config``, ``loss`` to minimize and
-``validation_nll`` to pick the best epoch with, and ``score`` for the evaluate stage.
+``validation_nll`` to pick the best epoch with, and ``score`` for the evaluate stage. A model
+whose objective is not one loss on one optimizer (a GAN's two players) declares its optimizers
+(``optimizer_specs``, each an Adam over its own parameters) and takes its own ``training_step``,
+which calls ``update(name, loss)`` once per optimizer it steps; a model with no validation NLL
+says so (``has_validation_nll = False``): the trainer then keeps the last epoch and stops a run
+only on a non-finite loss.
 
 ``GenerativeModel`` adds what makes it a model of images:
 
@@ -41,9 +46,24 @@ from torch import Tensor, nn
 
 from ..data import Split
 from .figures import Figures, completion_rows, grid_png, sample_grid
-from .scoring import label_agreement, nll_summary, per_image_nll
+from .scoring import label_agreement, label_histogram, nll_summary, per_image_nll
 
 NLL_KINDS = ("exact", "bound", "none")
+DEFAULT_OPTIMIZER = "model"  # the name of the one optimizer of a model that declares none
+ADAM_BETAS = (0.9, 0.999)  # torch's defaults (Kingma & Ba 2015)
+
+# update(name, loss): one step of the optimizer ``name`` on ``loss`` (the trainer's: it checks
+# that the loss is finite, clears that optimizer's gradients, backpropagates, clips, steps).
+Update = Callable[[str, Tensor], None]
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """One optimizer the trainer builds: Adam over ``parameters`` at the train section's ``lr``
+    (and its schedule), with these ``betas``."""
+
+    parameters: tuple[nn.Parameter, ...]
+    betas: tuple[float, float] = ADAM_BETAS
 
 
 @dataclass(frozen=True)
@@ -101,6 +121,8 @@ class Trainable(nn.Module):
     Config: ClassVar[type]
     paper: ClassVar[str] = ""
     score_settings: ClassVar[tuple[str, ...]] = ("batch_size",)
+    # False: no validation NLL (a GAN); the trainer keeps the last epoch, not the best one.
+    has_validation_nll: ClassVar[bool] = True
 
     def __init__(self, config: Any, *, image_shape: tuple[int, int, int] = (1, 28, 28),
                  levels: int = 2, num_classes: int = 10) -> None:
@@ -128,6 +150,19 @@ class Trainable(nn.Module):
     def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """The scalar the optimizer minimizes: the mean validation NLL by default."""
         return self.validation_nll(x, y).mean()
+
+    def optimizer_specs(self) -> dict[str, OptimizerSpec]:
+        """The optimizers the trainer builds, by name (the names ``training_step`` updates):
+        one Adam over every parameter by default."""
+        return {DEFAULT_OPTIMIZER: OptimizerSpec(tuple(self.parameters()))}
+
+    def training_step(self, x: Tensor, y: Tensor | None, update: Update) -> dict[str, Tensor]:
+        """One training step on the batch (x, y): ``update(name, loss)`` once per optimizer
+        stepped. Returns the detached losses by the name the history records them under: by
+        default one step on ``loss``, recorded as ``train_loss``."""
+        loss = self.loss(x, y)
+        update(DEFAULT_OPTIMIZER, loss)
+        return {"train_loss": loss.detach()}
 
     def validation_nll(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Per-example NLL in nats, (B,), that picks the best epoch (lower is better)."""
@@ -192,6 +227,9 @@ class GenerativeModel(Trainable):
 
     nll_kind: ClassVar[str] = "exact"  # "exact" | "bound" | "none"
     conditional: ClassVar[bool] = False  # p(x | y) for a class label y
+    # The judge's label histogram of unconditional samples in the metrics: which digits the
+    # model draws, and how far that is from the test set's (mode coverage, for a GAN).
+    mode_coverage: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -201,15 +239,17 @@ class GenerativeModel(Trainable):
     @classmethod
     def needs_judge(cls) -> bool:
         """Every generative model's samples are judged on the classifier's features (FID,
-        precision, recall: ``genzoo.quality``); a conditional model's also by label agreement."""
+        precision, recall: ``genzoo.quality``); a conditional model's also by label agreement,
+        a ``mode_coverage`` model's by the judge's label histogram of them."""
         return True
 
     @classmethod
     def evaluate_keys(cls) -> tuple[str, ...]:
         """The knobs of ``score``, the sample-quality knobs (the evaluate stage draws
-        ``fid_samples`` from every generative model), and a conditional model's label agreement."""
+        ``fid_samples`` from every generative model), and the sample count of a conditional
+        model's label agreement or a ``mode_coverage`` model's label histogram."""
         return (cls.score_settings + ("fid_samples", "pr_neighbours")
-                + (("agreement_samples",) if cls.conditional else ()))
+                + (("agreement_samples",) if cls.conditional or cls.mode_coverage else ()))
 
     def checked_labels(self, y: Tensor | None, batch: int) -> Tensor:
         """The class labels of a conditional model's ``batch`` images as a (B,) long tensor on its
@@ -260,6 +300,9 @@ class GenerativeModel(Trainable):
             metrics["label_agreement"] = label_agreement(
                 self, judge, samples=settings.agreement_samples, generator=generator)
             metrics["agreement_samples"] = settings.agreement_samples
+        if self.mode_coverage and judge is not None:
+            metrics.update(label_histogram(self, judge, test.labels,
+                                           samples=settings.agreement_samples, generator=generator))
         return metrics
 
     def figures(self, test: Split | None, *, n: int, nrow: int, variant: str,
