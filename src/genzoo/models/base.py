@@ -82,6 +82,7 @@ class ScoreSettings:
     agreement_samples: int = 1000
     iwae_k: int = 5000
     iwae_batch_size: int = 100
+    bound_timesteps: int = 1
 
 
 class Trainable(nn.Module):
