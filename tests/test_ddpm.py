@@ -51,13 +51,14 @@ def test_the_model_is_in_the_zoo():
     assert DDPM.evaluate_keys() == ("batch_size", "bound_timesteps")
 
 
-# -- the schedule and the forward process -------------------------------------------------------
+# -- the schedule and the forward process ----------------------------------------------------------
 
 def test_the_linear_schedule_is_ho_et_als():
     betas = noise_schedule(DDPMConfig())
     assert betas.shape == (1000,) and betas.dtype == torch.float64
     assert betas[0].item() == pytest.approx(1e-4) and betas[-1].item() == pytest.approx(0.02)
-    assert torch.allclose(betas.diff(), torch.full((999,), (0.02 - 1e-4) / 999, dtype=torch.float64))
+    step = torch.full((999,), (0.02 - 1e-4) / 999, dtype=torch.float64)
+    assert torch.allclose(betas.diff(), step)
     model = tiny(schedule="linear", timesteps=1000)
     assert model.alpha_bar[0] == 1 and model.betas[0] == 0
     assert torch.allclose(model.alpha_bar[1:], torch.cumprod(1 - betas, 0))
@@ -119,7 +120,7 @@ def test_the_posterior_is_bayes_rule():
             assert got_variance.item() == pytest.approx(variance.item(), rel=1e-12)
 
 
-# -- training ---------------------------------------------------------------------------------
+# -- training --------------------------------------------------------------------------------------
 
 def test_the_simple_loss_decreases_on_a_tiny_problem():
     model = tiny((1, 4, 4), multipliers=[1, 2]).train()
@@ -137,7 +138,7 @@ def test_the_simple_loss_decreases_on_a_tiny_problem():
     assert last < 0.6 * first, (first, last)
 
 
-# -- the bound ----------------------------------------------------------------------------------
+# -- the bound -------------------------------------------------------------------------------------
 
 def chains(model: DDPM, x0: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
     """log q(x_{1:T} | x_0) and log p(x_{0:T}) of one forward chain per row of x0 (levels in
@@ -288,7 +289,8 @@ def test_the_bound_falls_as_the_model_fits_one_image_and_stays_positive():
 
     def bound() -> dict[str, torch.Tensor]:
         with torch.no_grad():
-            return model.eval().bound(batch, timesteps=None, generator=torch.Generator().manual_seed(0))
+            return model.eval().bound(batch, timesteps=None,
+                                      generator=torch.Generator().manual_seed(0))
 
     before = bound()
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -313,7 +315,7 @@ def test_bound_timesteps_below_one_is_refused():
         tiny().bound(all_bits(), timesteps=0)
 
 
-# -- sampling -----------------------------------------------------------------------------------
+# -- sampling --------------------------------------------------------------------------------------
 
 def test_the_ddim_steps_run_from_1_to_t():
     model = tiny(timesteps=10)
@@ -328,7 +330,8 @@ def test_the_ddim_steps_run_from_1_to_t():
 
 def test_ddim_with_eta_0_is_deterministic_given_the_seed():
     model = tiny((1, 4, 4), multipliers=[1, 2], scale=0.5)
-    first, states = model.ddim_chain(6, steps=5, eta=0.0, generator=torch.Generator().manual_seed(7))
+    first, states = model.ddim_chain(6, steps=5, eta=0.0,
+                                     generator=torch.Generator().manual_seed(7))
     torch.manual_seed(123)  # the global generator plays no part
     again, states_again = model.ddim_chain(6, steps=5, eta=0.0,
                                            generator=torch.Generator().manual_seed(7))
@@ -354,8 +357,7 @@ def test_ddim_with_all_steps_and_eta_1_is_the_ancestral_sampler():
     for a, b in zip(states, ancestral_states):
         assert torch.allclose(a, b, rtol=1e-10, atol=1e-10)
     assert torch.equal(bits, ancestral_bits)
-    # with fewer steps or eta = 0 they part
-    fewer, _ = model.ddim_chain(5, steps=4, eta=1.0, generator=torch.Generator().manual_seed(2))
+    # with eta = 0 they part
     _, deterministic = model.ddim_chain(5, steps=8, eta=0.0,
                                         generator=torch.Generator().manual_seed(2))
     assert not torch.allclose(deterministic[-1], ancestral_states[-1])
@@ -372,7 +374,7 @@ def test_samples_are_bits_of_the_right_shape_and_repeat_with_the_seed(sampler):
     assert again.numpy().tobytes() == samples.numpy().tobytes()
 
 
-# -- the stages' hooks and bad input ----------------------------------------------------------------
+# -- the stages' hooks and bad input ---------------------------------------------------------------
 
 def binary_split(n: int, side: int = 4) -> Split:
     gray = torch.randint(0, 256, (n, 1, side, side), dtype=torch.uint8,

@@ -10,7 +10,8 @@ Implicit Models", ICLR 2021 (eq. 12 and 16).
 The bits x of an image become x_0 = 2x - 1 in {-1, +1}; abar_t = prod_{s <= t} (1 - beta_s).
 
     q(x_t | x_0)     = N(sqrt(abar_t) x_0, (1 - abar_t) I)
-    L_simple         = E_{t, eps} || eps - eps_theta(sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, t) ||^2
+    L_simple         = E_{t, eps} || eps - eps_theta(x_t, t) ||^2,
+                       x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps
     p(x_{t-1} | x_t) = N(mu_theta(x_t, t), sigma_t^2 I),
                        mu_theta = (x_t - beta_t / sqrt(1 - abar_t) eps_theta) / sqrt(alpha_t)
     p(x_0 | x_1)     = prod over pixels of Phi(x_0 mu_theta(x_1, 1) / sigma_1): the Gaussian
@@ -111,7 +112,8 @@ def _groups(channels: int) -> int:
 
 
 def timestep_embedding(t: Tensor, dim: int) -> Tensor:
-    """Sinusoidal embedding of integer steps (B,) -> (B, dim) (Vaswani et al. 2017, as Ho et al.)."""
+    """Sinusoidal embedding of integer steps (B,) -> (B, dim) (Vaswani et al. 2017, as in Ho
+    et al.)."""
     half = dim // 2
     freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / max(half, 1))
     angles = t.float()[:, None] * freqs[None]  # (B, half)
@@ -241,7 +243,7 @@ class DDPM(GenerativeModel):
         picked = values[t].to(like.dtype)
         return picked.view(-1, *([1] * (like.dim() - 1))) if picked.dim() else picked
 
-    # -- the forward process q ------------------------------------------------------------------
+    # -- the forward process q ---------------------------------------------------------------------
 
     def q_sample(self, x0: Tensor, t: Tensor | int, noise: Tensor) -> Tensor:
         """x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps, the closed form of q(x_t | x_0)."""
@@ -252,7 +254,8 @@ class DDPM(GenerativeModel):
         """Mean and variance of q(x_{t-1} | x_t, x_0) (Ho et al. eq. 6-7), for t >= 1."""
         beta, abar = self._at(self.betas, t, x0), self._at(self.alpha_bar, t, x0)
         abar_prev = self._at(self.alpha_bar, t - 1, x0)
-        mean = (abar_prev.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - abar_prev) * xt) / (1 - abar)
+        mean = (abar_prev.sqrt() * beta * x0
+                + (1 - beta).sqrt() * (1 - abar_prev) * xt) / (1 - abar)
         return mean, beta * (1 - abar_prev) / (1 - abar)
 
     def sigma2(self, t: Tensor | int, like: Tensor) -> Tensor:
@@ -275,7 +278,7 @@ class DDPM(GenerativeModel):
         noise = torch.randn_like(x0)
         return F.mse_loss(self.eps(self.q_sample(x0, t, noise), t), noise)
 
-    # -- the variational bound -----------------------------------------------------------------------
+    # -- the variational bound ---------------------------------------------------------------------
 
     def prior_term(self, x0: Tensor) -> Tensor:
         """L_T = KL(q(x_T | x_0) || N(0, I)) in nats per image, (B,), in closed form."""
@@ -328,7 +331,8 @@ class DDPM(GenerativeModel):
             mc_var = torch.zeros_like(prior)
         else:
             if timesteps < 1:
-                raise ValueError(f"timesteps per image must be >= 1 (or None: all), got {timesteps}")
+                raise ValueError(f"timesteps per image must be >= 1 (or None: all), "
+                                 f"got {timesteps}")
             draws = []
             for _ in range(timesteps):
                 t = torch.randint(2, self.T + 1, (B,), generator=generator, device=x0.device)
@@ -360,7 +364,7 @@ class DDPM(GenerativeModel):
         prior = 0.5 * (abar_T + (1 - abar_T) - 1 - torch.log1p(-abar_T))  # x_0^2 = 1
         return float(self.num_pixels * (per_pixel.sum() + prior))
 
-    # -- sampling ------------------------------------------------------------------------------------
+    # -- sampling ----------------------------------------------------------------------------------
 
     def denoised(self, xt: Tensor, t: Tensor, eps: Tensor) -> Tensor:
         """The x_0 that x_t and the noise eps imply: (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)."""
@@ -455,7 +459,7 @@ class DDPM(GenerativeModel):
         """``n`` images (n, C, H, W) in {0, 1} from the configured sampler, in eval mode."""
         return self.chain(n, generator=generator, keep=False)[0]
 
-    # -- the evaluate and sample stages -------------------------------------------------------------
+    # -- the evaluate and sample stages ------------------------------------------------------------
 
     @torch.no_grad()
     def test_nll(self, test: Split, settings: ScoreSettings, *, variant: str,
