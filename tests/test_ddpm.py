@@ -270,15 +270,17 @@ def test_the_bound_is_above_the_exact_nll(variance):
         assert iwae.tolist() == pytest.approx([nll_plus, nll_minus], abs=0.15)
 
 
+@pytest.mark.parametrize("parameterization", ["eps", "tanh_x0"])
 @torch.no_grad()
-def test_the_untrained_network_bound_is_trivial_nll():
+def test_the_untrained_network_bound_is_trivial_nll(parameterization):
     for variance in ("posterior", "beta"):
-        model = tiny((1, 4, 4), timesteps=10, variance=variance)  # output layer zero: eps = 0
+        model = tiny((1, 4, 4), timesteps=10, variance=variance,  # output layer zero
+                     parameterization=parameterization)
         x = (torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(3)) < 0.5).double()
         bound = model.bound(x.repeat(2000, 1, 1, 1), timesteps=None,
                             generator=torch.Generator().manual_seed(0))
         mean, err = mean_and_stderr(bound["total"] - bound["decoder"])
-        assert abs(mean - model.trivial_nll()) < 4 * err
+        assert abs(mean - model.trivial_nll()) < 4 * err + 1e-9  # tanh_x0: no noise at all
 
 
 def test_the_bound_falls_as_the_model_fits_one_image_and_stays_positive():
@@ -308,6 +310,29 @@ def test_the_bound_falls_as_the_model_fits_one_image_and_stays_positive():
     after = bound()
     for part in ("prior", "decoder", "diffusion", "total"):
         assert (before[part] >= 0).all() and (after[part] >= 0).all()
+
+
+class Constant(nn.Module):
+    def __init__(self, value: Tensor) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.value
+
+
+@torch.no_grad()
+def test_tanh_x0_gets_the_noise_right_when_it_knows_x0():
+    """A network whose tanh says x_0 outright predicts the very noise that made x_t: every
+    L_{t-1} vanishes, and the bound is L_T + L_0."""
+    model = tiny((1, 4, 4), timesteps=10, parameterization="tanh_x0")
+    x = (torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(3)) < 0.5).double()
+    model.net = Constant(40 * (2 * x - 1))  # tanh(40) = 1 in float64
+    for t in (2, 5, 10):
+        term = model.diffusion_term(2 * x - 1, torch.full((3,), t))
+        assert torch.allclose(term, torch.zeros(3, dtype=torch.float64), atol=1e-9)
+    bound = model.bound(x, timesteps=None)
+    assert torch.allclose(bound["total"], bound["prior"] + bound["decoder"], atol=1e-9)
 
 
 def test_bound_timesteps_below_one_is_refused():
@@ -419,6 +444,7 @@ def test_figures_are_the_grid_and_the_denoising_chain():
     ({"schedule": "quadratic"}, "schedule must be one of"),
     ({"variance": "learned"}, "variance must be one of"),
     ({"sampler": "euler"}, "sampler must be one of"),
+    ({"parameterization": "v"}, "parameterization must be one of"),
     ({"sample_steps": 11}, r"DDIM steps must be in 2\.\.T = 10"),
     ({"multipliers": [1, 2, 2]}, "3 resolutions need height and width divisible by 4, got 2x2"),
     ({"schedule": "linear", "beta_start": 0.1, "beta_end": 0.01}, "beta_start <= beta_end"),

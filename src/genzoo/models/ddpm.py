@@ -61,6 +61,7 @@ from .figures import Figures, grid_png, sample_grid
 SCHEDULES = ("linear", "cosine")
 VARIANCES = ("posterior", "beta")
 SAMPLERS = ("ddim", "ancestral")
+PARAMETERIZATIONS = ("eps", "tanh_x0")
 COSINE_OFFSET = 0.008  # s of Nichol & Dhariwal eq. 17
 MAX_BETA = 0.999  # their clip, so that beta_T < 1
 CHAIN_IMAGES = 8  # rows of the denoising-chain figure
@@ -79,6 +80,9 @@ class DDPMConfig:
     beta_start: float = knob(1e-4, "beta_1 of the linear schedule.", exclusiveMinimum=0,
                              maximum=1)
     beta_end: float = knob(0.02, "beta_T of the linear schedule.", exclusiveMinimum=0, maximum=1)
+    parameterization: str = knob("eps", "eps: the network outputs eps_theta (Ho et al.); tanh_x0: "
+                                 "it outputs f, and eps_theta is the noise that x_t and "
+                                 "x_0 = tanh(f) imply.", choices=PARAMETERIZATIONS)
     variance: str = knob("posterior", "sigma_t^2 of p(x_{t-1}|x_t): posterior (beta~_t) or beta "
                          "(beta_t).", choices=VARIANCES)
     val_timesteps: int = knob(1, "Steps t drawn per validation image for the bound estimate "
@@ -170,12 +174,13 @@ class UNet(nn.Module):
             previous = widths[level]
         self.out_norm = nn.GroupNorm(_groups(widths[0]), widths[0])
         self.output = nn.Conv2d(widths[0], image_channels, 3, padding=1)
-        # Zero output: the untrained network predicts eps = 0 (trivial_nll's model).
+        # Zero output at the start: trivial_nll is the bound of this network.
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        """x: (B, C, H, W) noisy images, t: (B,) steps in 1..T -> predicted noise (B, C, H, W)."""
+        """x: (B, C, H, W) noisy images, t: (B,) steps in 1..T -> (B, C, H, W): the predicted
+        noise, or with ``tanh_x0`` the pre-tanh x_0."""
         embedding = self.embed(timestep_embedding(t, self.channels).to(x.dtype))  # (B, 4C)
         h = self.input(x)  # (B, C, H, W)
         skips = []
@@ -206,7 +211,9 @@ class DDPM(GenerativeModel):
             raise ValueError("DDPM models binary pixels here: use data.variant 'binarized'")
         for name, value, allowed in (("schedule", config.schedule, SCHEDULES),
                                      ("variance", config.variance, VARIANCES),
-                                     ("sampler", config.sampler, SAMPLERS)):
+                                     ("sampler", config.sampler, SAMPLERS),
+                                     ("parameterization", config.parameterization,
+                                      PARAMETERIZATIONS)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if config.timesteps < 2:
@@ -266,8 +273,18 @@ class DDPM(GenerativeModel):
         return beta * (1 - self._at(self.alpha_bar, t - 1, like)) / (1 - abar)
 
     def eps(self, xt: Tensor, t: Tensor) -> Tensor:
-        """eps_theta(x_t, t), (B, C, H, W), for steps t of shape (B,)."""
-        return self.net(xt, t)
+        """eps_theta(x_t, t), (B, C, H, W), for steps t of shape (B,).
+
+        With ``tanh_x0`` the network's output f gives E[x_0 | x_t] = tanh(f) and eps_theta =
+        (x_t - sqrt(abar_t) tanh f) / sqrt(1 - abar_t): for x_0 in {-1, +1} the best noise
+        prediction has exactly this form (E[x_0 | x_t] lies in (-1, 1)), and at small t, where
+        the bound's weights are largest, a confident tanh gets the noise right without the
+        network having to compute (x_t - sign x_t) / sqrt(1 - abar_t) itself."""
+        out = self.net(xt, t)
+        if self.config.parameterization == "eps":
+            return out
+        abar = self._at(self.alpha_bar, t, xt)
+        return (xt - abar.sqrt() * torch.tanh(out)) / (1 - abar).sqrt()
 
     # -- training: the simple loss -----------------------------------------------------------------
 
@@ -349,7 +366,8 @@ class DDPM(GenerativeModel):
         return -self.bound(x, timesteps=self.config.val_timesteps)["total"]
 
     def trivial_nll(self) -> float:
-        """The bound of the untrained network (eps_theta = 0: its output layer starts at zero),
+        """The bound of the untrained network (its output layer starts at zero: eps_theta = 0, or
+        x_0 = 0 with ``tanh_x0``),
         the bar the trainer's divergence check needs: uniform pixels (784 ln 2) mean nothing to a
         diffusion bound, which starts in the thousands of nats. Its L_0 (below 1e-3 nats on
         binarized MNIST: the decoder reads the sign of x_1) is left out."""
@@ -358,7 +376,9 @@ class DDPM(GenerativeModel):
         beta, abar, abar_prev = betas[t], alpha_bar[t], alpha_bar[t - 1]
         var_q = beta * (1 - abar_prev) / (1 - abar)
         var_p = var_q if self.config.variance == "posterior" else beta
-        mean_gap2 = beta ** 2 / ((1 - beta) * (1 - abar))  # E (eps_theta - eps)^2 = 1
+        # E (eps_theta - eps)^2: 1 for eps_theta = 0; abar / (1 - abar) for x_0 = tanh 0 = 0
+        error = 1 if self.config.parameterization == "eps" else abar / (1 - abar)
+        mean_gap2 = beta ** 2 / ((1 - beta) * (1 - abar)) * error
         per_pixel = 0.5 * (torch.log(var_p / var_q) + (var_q + mean_gap2) / var_p - 1)
         abar_T = alpha_bar[self.T]
         prior = 0.5 * (abar_T + (1 - abar_T) - 1 - torch.log1p(-abar_T))  # x_0^2 = 1
