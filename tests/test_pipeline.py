@@ -66,7 +66,9 @@ def project(tmp_path_factory) -> Path:
 
 ZOO = smoke_models()
 SEEDS = {"nade": [0, 1]}  # the smoke config's runs: nade's own seeds, the others the top-level [0]
-FIGURES = {"vae": ("samples.png", "interpolation.png"),
+# A diffusion bound after a few smoke steps is that of its untrained network: thousands of nats.
+NLL_CEILING = {"ddpm": 20_000}  # the others: 0.9 nats per pixel
+FIGURES = {"vae": ("samples.png", "interpolation.png"), "ddpm": ("samples.png", "chain.png"),
            "vqvae": ("samples.png", "reconstructions.png")}  # the others: samples, completions
 
 
@@ -79,7 +81,8 @@ def test_pipeline_writes_report_metrics_and_samples(project):
     for model in ZOO:
         metrics = load(project, f"reports/metrics/{model}.json")
         assert metrics["seeds"] == SEEDS.get(model, [0])
-        assert metrics["test_images"] == 10_000 and 0 < metrics["test_nll_nats"] < 784 * 0.9
+        assert metrics["test_images"] == 10_000
+        assert 0 < metrics["test_nll_nats"] < NLL_CEILING.get(model, 784 * 0.9)
         for seed in metrics["seeds"]:
             for figure in FIGURES.get(model, ("samples.png", "completions.png")):
                 png = project / f"reports/figures/{model}/seed{seed}/{figure}"

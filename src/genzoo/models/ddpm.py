@@ -40,6 +40,9 @@ choice, ``variance: beta``) each term of the bound pays for the variance mismatc
 nats on 784 pixels. The decoder uses sigma_1^2 = beta_1 either way (beta~_1 = 0).
 NOTE: the samplers clip the predicted x_0 to [-1, 1] (``clip_denoised``), as Ho et al.'s code
 does; the bound scores the unclipped model.
+NOTE: ``parameterization: tanh_x0`` (not in the papers) reads the network's output as the
+pre-tanh x_0 and derives eps_theta from it; the loss stays L_simple on eps. The default is Ho et
+al.'s eps.
 NOTE: the sampler settings live in ``arch`` (the model's sampler is part of the model, and its
 FID samples come from it), so editing them retrains.
 """
