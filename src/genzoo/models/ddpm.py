@@ -36,8 +36,8 @@ NOTE: the U-Net is a compact one (a residual block per resolution, no self-atten
 so that it trains in minutes on a CPU; Ho et al.'s has two blocks per resolution and attention at
 16x16.
 NOTE: sigma_t^2 = beta~_t (the posterior variance) by default: with beta_t (Ho et al.'s other
-choice, ``variance: beta``) each term of the bound pays for the variance mismatch, hundreds of
-nats on 784 pixels. The decoder uses sigma_1^2 = beta_1 either way (beta~_1 = 0).
+choice, ``variance: beta``) the terms of the bound pay for the variance mismatch even with a
+perfect mean, 264 nats per image in all at T = 1000 (linear) on 784 pixels. The decoder uses sigma_1^2 = beta_1 either way (beta~_1 = 0).
 NOTE: the samplers clip the predicted x_0 to [-1, 1] (``clip_denoised``), as Ho et al.'s code
 does; the bound scores the unclipped model.
 NOTE: ``parameterization: tanh_x0`` (not in the papers) reads the network's output as the
