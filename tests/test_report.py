@@ -184,3 +184,26 @@ def test_an_old_single_run_metrics_file_still_renders(tmp_path):
     assert data_uri(folder / "samples.png") in html
     assert html.count("data:image/png;base64,") == 2  # curves and samples
     assert "seeds" not in summary_rows(html)["made"]
+
+
+def test_a_diffusion_bound_says_how_it_was_computed(tmp_path):
+    run = fake_run("ddpm", 0, 650.0, nll_kind="bound", diffusion_timesteps=1000,
+                   bound_estimator="unbiased: 2 step(s) t ~ U{2..1000} per image",
+                   bound_timesteps=2, bound_prior_nats=0.016, bound_decoder_nats=0.0,
+                   bound_diffusion_nats=649.984, bound_timestep_stderr_nats=43.5)
+    runs = [run, {**run, "seed": 1, "test_nll_nats": 660.0, "bound_timestep_stderr_nats": None}]
+    metrics = tmp_path / "ddpm.json"
+    metrics.write_text(json.dumps(summarize(runs[:1])))
+    folder = tmp_path / "figures/ddpm/seed0"
+    write_png(folder / "samples.png", 30)
+    write_png(folder / "chain.png", 60)
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps(fake_history("ddpm", 0)))
+    out = tmp_path / "all.html"
+    write_report(out, metrics=[metrics], histories=[history], figures=[folder])
+    html = out.read_text()
+    assert "computed as: unbiased: 2 step(s) t ~ U{2..1000} per image" in html
+    assert "T = 1000" in html and "43.50 nats" in html and "Denoising chains" in html
+    metrics.write_text(json.dumps(summarize(runs[1:])))  # K = 1: no error of the t draws
+    write_report(out, metrics=[metrics], histories=[history], figures=[folder])
+    assert "draw of t alone" not in out.read_text()
