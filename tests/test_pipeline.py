@@ -67,7 +67,9 @@ def project(tmp_path_factory) -> Path:
 
 ZOO = smoke_models()
 SEEDS = {"nade": [0, 1]}  # the smoke config's runs: nade's own seeds, the others the top-level [0]
-FIGURES = {"vae": ("samples.png", "interpolation.png"),
+# A diffusion bound after a few smoke steps is that of its untrained network: thousands of nats.
+NLL_CEILING = {"ddpm": 20_000}  # the others: 0.9 nats per pixel
+FIGURES = {"vae": ("samples.png", "interpolation.png"), "ddpm": ("samples.png", "chain.png"),
            "vqvae": ("samples.png", "reconstructions.png"),
            "dcgan": ("samples.png",), "cond_dcgan": ("samples.png",)}  # others: samples, completions
 COMPLETIONS = ("samples.png", "completions.png")
@@ -85,7 +87,8 @@ def test_pipeline_writes_report_metrics_and_samples(project):
         if MODELS[model].nll_kind == "none":  # a GAN: the judge's label histogram instead
             assert "test_nll_nats" not in metrics and metrics["best_val_nll"] is None
         else:
-            assert metrics["test_images"] == 10_000 and 0 < metrics["test_nll_nats"] < 784 * 0.9
+            assert metrics["test_images"] == 10_000
+            assert 0 < metrics["test_nll_nats"] < NLL_CEILING.get(model, 784 * 0.9)
         if MODELS[model].mode_coverage:
             assert sum(metrics["label_histogram"]) == pytest.approx(1.0)
             assert metrics["label_histogram_kl_nats"] >= 0

@@ -233,6 +233,8 @@ def test_one_figure_puts_every_models_samples_side_by_side(zoo):
         ("made", tmp_path / "reports/figures/made/seed0/samples.png"),
         ("nade", tmp_path / "reports/figures/nade/seed0/samples.png")]
     assert seconds_per_sample_by_model([]) == {}
+
+
 def gan_history(seed):
     """A history of a model without a validation NLL: two losses per epoch, the last kept."""
     epochs = [{"epoch": e, "step": 10 * e, "generator_loss": 2.0 + e, "discriminator_loss": 1.0 / e}
@@ -268,3 +270,26 @@ def test_a_model_without_likelihood_shows_its_losses_and_mode_coverage(tmp_path)
     assert "no validation NLL: the last epoch is kept" in gan
     assert "Per epoch: generator loss, discriminator loss" in gan
     assert "mode coverage" in gan and "8: 5.0 % · 9: 15.0 %" in gan and "0.031 nats" in gan
+
+
+def test_a_diffusion_bound_says_how_it_was_computed(tmp_path):
+    run = fake_run("ddpm", 0, 650.0, nll_kind="bound", diffusion_timesteps=1000,
+                   bound_estimator="unbiased: 2 step(s) t ~ U{2..1000} per image",
+                   bound_timesteps=2, bound_prior_nats=0.016, bound_decoder_nats=0.0,
+                   bound_diffusion_nats=649.984, bound_timestep_stderr_nats=43.5)
+    runs = [run, {**run, "seed": 1, "test_nll_nats": 660.0, "bound_timestep_stderr_nats": None}]
+    metrics = tmp_path / "ddpm.json"
+    metrics.write_text(json.dumps(summarize(runs[:1])))
+    folder = tmp_path / "figures/ddpm/seed0"
+    write_png(folder / "samples.png", 30)
+    write_png(folder / "chain.png", 60)
+    history = tmp_path / "history.json"
+    history.write_text(json.dumps(fake_history("ddpm", 0)))
+    out = tmp_path / "all.html"
+    write_report(out, metrics=[metrics], histories=[history], figures=[folder])
+    html = out.read_text()
+    assert "computed as: unbiased: 2 step(s) t ~ U{2..1000} per image" in html
+    assert "T = 1000" in html and "43.50 nats" in html and "Denoising chains" in html
+    metrics.write_text(json.dumps(summarize(runs[1:])))  # K = 1: no error of the t draws
+    write_report(out, metrics=[metrics], histories=[history], figures=[folder])
+    assert "draw of t alone" not in out.read_text()

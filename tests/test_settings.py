@@ -26,6 +26,7 @@ ZOO = {
         "vae": {"seeds": [0]},
         "vqvae": {"seeds": [0], "prior": {"arch": {"channels": 4}}},
         "cond_gated_pixelcnn": {"seeds": [0]},
+        "ddpm": {"seeds": [0]},
     },
 }
 
@@ -85,9 +86,10 @@ def test_the_first_write_writes_every_file_and_the_second_nothing(tmp_path):
     ("evaluate.agreement_samples", 30, {"cond_gated_pixelcnn/seed0/evaluate.json"}),
     ("evaluate.fid_samples", 50, {"made/seed0/evaluate.json", "made/seed1/evaluate.json",
                                   "nade/seed0/evaluate.json", "vae/seed0/evaluate.json",
-                                  "vqvae/seed0/evaluate.json",
+                                  "vqvae/seed0/evaluate.json", "ddpm/seed0/evaluate.json",
                                   "cond_gated_pixelcnn/seed0/evaluate.json",
                                   "classifier/seed5/floor.json"}),
+    ("evaluate.bound_timesteps", 4, {"ddpm/seed0/evaluate.json"}),
     ("models.made.arch.hidden", [16], {"made/seed0/train.json", "made/seed1/train.json"}),
     ("models.made.train.lr", 0.01, {"made/seed0/train.json", "made/seed1/train.json"}),
     ("models.made.sample.n", 4, {"made/seed0/sample.json", "made/seed1/sample.json"}),
@@ -126,13 +128,14 @@ def test_a_job_holds_only_the_params_it_uses(root):
     assert (made["model"], made["seed"], made["variant"]) == ("made", 1, "binarized")
     assert made["arch"] == params()["models"]["made"]["arch"]
     evaluate = {name: json.loads((root / f"{name}/seed0/evaluate.json").read_text())
-                for name in ("made", "vae", "vqvae", "cond_gated_pixelcnn")}
+                for name in ("made", "vae", "vqvae", "cond_gated_pixelcnn", "ddpm")}
     knobs = {name: set(job) - {"model", "seed", "variant", "sources"} for name, job in evaluate.items()}
     quality = {"fid_samples", "pr_neighbours"}  # every generative model's samples are scored
     assert knobs == {"made": {"batch_size"} | quality,
                      "vae": {"batch_size", "iwae_k", "iwae_batch_size"} | quality,
                      "vqvae": {"batch_size"} | quality,
-                     "cond_gated_pixelcnn": {"batch_size", "agreement_samples"} | quality}
+                     "cond_gated_pixelcnn": {"batch_size", "agreement_samples"} | quality,
+                     "ddpm": {"batch_size", "bound_timesteps"} | quality}
     sample = json.loads((root / "made/seed0/sample.json").read_text())
     assert set(sample) == {"model", "seed", "variant", "sample", "sources"}
 
@@ -220,7 +223,7 @@ def test_editing_a_source_file_changes_the_settings_of_the_jobs_that_import_it(t
     with open(package_copy / "train.py", "a") as handle:
         handle.write("\n# an edit\n")
     trains = {"made/seed0", "made/seed1", "nade/seed0", "vae/seed0", "vqvae/seed0",
-              "cond_gated_pixelcnn/seed0", "classifier/seed5"}
+              "cond_gated_pixelcnn/seed0", "ddpm/seed0", "classifier/seed5"}
     assert write(params(), folder) == (
         {f"{run}/train.json" for run in trains} | {"vqvae/seed0/codes.json", "vqvae/seed0/prior.json",
                                                    "classifier/seed5/floor.json"})

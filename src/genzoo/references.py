@@ -73,6 +73,10 @@ REFERENCES: dict[str, list[Reference]] = {
                   "Table 1, one stochastic layer, IWAE trained with k = 50 (test bound, k = 5000)",
                   "https://arxiv.org/abs/1509.00519"),
     ],
+    # Ho et al. 2020 report bits/dim on CIFAR-10 only (Table 1), Nichol & Dhariwal 2021 and
+    # Kingma et al. 2021 (Variational Diffusion Models) on CIFAR-10 and ImageNet: no diffusion
+    # paper we know of tabulates a binarized-MNIST bound, so none is cited.
+    "ddpm": [],
     # van den Oord et al. 2017 report no binarized-MNIST likelihood for the VQ-VAE.
     # A GAN defines no likelihood, so no paper has a binarized-MNIST NLL for one (Radford et al.
     # 2016 show MNIST samples only): the report scores them by their samples.

@@ -189,6 +189,8 @@ FIGURE_CAPTIONS = {
                          "line between the posterior means of two test digits, shown at both ends.",
     "reconstructions.png": "Reconstructions: rows of test images, each followed by a row of their "
                            "decoded codes (Bernoulli means).",
+    "chain.png": "Denoising chains: each row follows one sample from the noise x_T (left) through "
+                 "the sampler's states to the bits it ends with (right).",
 }
 
 

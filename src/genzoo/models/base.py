@@ -108,6 +108,7 @@ class ScoreSettings:
     iwae_batch_size: int = 100
     fid_samples: int = 10000
     pr_neighbours: int = 3
+    bound_timesteps: int = 1
 
 
 class Trainable(nn.Module):
