@@ -48,7 +48,7 @@ def mean_and_stderr(values: torch.Tensor) -> tuple[float, float]:
 
 def test_the_model_is_in_the_zoo():
     assert MODELS["ddpm"] is DDPM and DDPM.nll_kind == "bound"
-    assert DDPM.evaluate_keys() == ("batch_size", "bound_timesteps")
+    assert DDPM.evaluate_keys() == ("batch_size", "bound_timesteps", "fid_samples", "pr_neighbours")
 
 
 # -- the schedule and the forward process ----------------------------------------------------------
