@@ -122,12 +122,16 @@ class MaskedConv2d(nn.Conv2d):
         p = self.kernel_size[0] // 2
         return (self.weight * self.mask)[:, :, :p + 1]
 
-    def at(self, cache: Tensor, r: int, c: int, weight: Tensor | None = None) -> Tensor:
-        """The output at (r, c), (B, C'), from ``cache`` = the input padded by p on the top, left
-        and right, (B, C, H + p, W + 2p); ``weight`` = a precomputed ``causal_weight()``."""
-        p = self.kernel_size[0] // 2
-        weight = self.causal_weight() if weight is None else weight
-        return conv_at(cache[:, :, r:r + p + 1, c:c + 2 * p + 1], weight, self.bias)
+    def window_rows(self) -> list[Tensor]:
+        """The masked kernel's rows above and at the centre as ``at`` reads them
+        (``window_rows`` of ``causal_weight()``): compute once per sampling run."""
+        return window_rows(self.causal_weight())
+
+    def at(self, cache: Tensor, r: int, c: int, rows: list[Tensor] | None = None) -> Tensor:
+        """The output at (r, c), (B, C'), from ``cache`` = the input channels-last, padded by p on
+        the top, left and right, (B, H + p, W + 2p, C); ``rows`` = a precomputed
+        ``window_rows()``."""
+        return conv_at_rows(cache, r, c, self.window_rows() if rows is None else rows, self.bias)
 
 
 class GatedActivation(nn.Module):

@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import knob
-from ..nn import (LevelInput, MaskedConv2d, conv1x1_at, conv_at_rows, level_logits,
-                  matrix_of, window_rows)
+from ..nn import LevelInput, MaskedConv2d, conv1x1_at, level_logits, matrix_of
 from .base import AutoregressiveModel, draw_levels
 
 
@@ -112,17 +111,17 @@ class PixelCNN(AutoregressiveModel):
 
         p0, p = self.first.kernel_size[0] // 2, self.config.kernel_size // 2
         x_cache = padded(self.input.out_channels, p0)  # (n, H + p0, W + 2 p0, C_in)
-        first_rows = window_rows(self.first.causal_weight())
+        first_rows = self.first.window_rows()
         caches = [padded(self.config.channels // 2, p) for _ in self.blocks]  # bottleneck inputs
-        conv_rows = [window_rows(block.conv.causal_weight()) for block in self.blocks]
+        conv_rows = [block.conv.window_rows() for block in self.blocks]
         reduce = [matrix_of(block.reduce) for block in self.blocks]  # 1x1 maps as (W, b)
         expand = [matrix_of(block.expand) for block in self.blocks]
         for r in range(H):
             for c in range(W):
-                h = conv_at_rows(x_cache, r, c, first_rows, self.first.bias)  # (n, 2h)
+                h = self.first.at(x_cache, r, c, first_rows)  # (n, 2h)
                 for i, block in enumerate(self.blocks):
                     caches[i][:, r + p, c + p] = F.relu(F.linear(F.relu(h), *reduce[i]))
-                    t = F.relu(conv_at_rows(caches[i], r, c, conv_rows[i], block.conv.bias))
+                    t = F.relu(block.conv.at(caches[i], r, c, conv_rows[i]))
                     h = h + F.linear(t, *expand[i])  # (n, 2h)
                 if flat_mask is None or not flat_mask[r * W + c]:
                     x[:, 0, r, c] = draw_levels(self._head_at(h), self.levels, generator)

@@ -236,8 +236,8 @@ class PixelSNAIL(AutoregressiveModel):
 
 
 class ConvCaches:
-    """The inputs of every masked convolution of a PixelSNAIL, kept padded by p on the top, left
-    and right, (n, C_in, H + p, W + 2p), so that each layer's output at (r, c) is one
+    """The inputs of every masked convolution of a PixelSNAIL, kept channels-last and padded by p
+    on the top, left and right, (n, H + p, W + 2p, C_in), so that each layer's output at (r, c) is one
     ``MaskedConv2d.at`` of its cache; the positions after (r, c) are zeros (mask 'B' ignores
     them, as the zero padding of ``forward``)."""
 
@@ -246,31 +246,31 @@ class ConvCaches:
         self.model = model
         self.p0 = model.first.kernel_size[0] // 2
         self.p = model.config.kernel_size // 2
-        self.x_cache = x.new_zeros(n, model.input.out_channels, H + self.p0, W + 2 * self.p0)
-        self.first_weight = model.first.causal_weight()
+        self.x_cache = x.new_zeros(n, H + self.p0, W + 2 * self.p0, model.input.out_channels)
+        self.first_rows = model.first.window_rows()
         C = model.config.channels
-        # Per residual block: the caches and causal weights of its two convolutions.
-        self.caches = [[(x.new_zeros(n, C, H + self.p, W + 2 * self.p),
-                         x.new_zeros(n, C, H + self.p, W + 2 * self.p)) for _ in residuals]
+        # Per residual block: the caches and kernel rows of its two convolutions.
+        self.caches = [[(x.new_zeros(n, H + self.p, W + 2 * self.p, C),
+                         x.new_zeros(n, H + self.p, W + 2 * self.p, C)) for _ in residuals]
                        for residuals in model.residuals]
-        self.weights = [[(block.conv.causal_weight(), block.gate_conv.causal_weight())
+        self.weights = [[(block.conv.window_rows(), block.gate_conv.window_rows())
                          for block in residuals] for residuals in model.residuals]
 
     def first_at(self, r: int, c: int) -> Tensor:  # (n, C)
-        return self.model.first.at(self.x_cache, r, c, self.first_weight)
+        return self.model.first.at(self.x_cache, r, c, self.first_rows)
 
     def residual_at(self, k: int, j: int, h: Tensor, r: int, c: int) -> Tensor:
         """Residual block j of PixelSNAIL block k at (r, c): (n, C) -> (n, C)."""
         block = self.model.residuals[k][j]
         (conv_cache, gate_cache), (conv_weight, gate_weight) = self.caches[k][j], self.weights[k][j]
         p = self.p
-        conv_cache[:, :, r + p, c + p] = F.elu(h)
+        conv_cache[:, r + p, c + p] = F.elu(h)
         t = block.conv.at(conv_cache, r, c, conv_weight)  # (n, C)
-        gate_cache[:, :, r + p, c + p] = F.elu(t)
+        gate_cache[:, r + p, c + p] = F.elu(t)
         return h + F.glu(block.gate_conv.at(gate_cache, r, c, gate_weight), dim=1)
 
     def read_pixel(self, x: Tensor, r: int, c: int) -> Tensor:
         """Put the drawn (or given) pixel (r, c) into the first layer's cache: (n, E)."""
         image = self.model.input(x[:, :, r:r + 1, c:c + 1])[:, :, 0, 0]  # (n, E)
-        self.x_cache[:, :, r + self.p0, c + self.p0] = image
+        self.x_cache[:, r + self.p0, c + self.p0] = image
         return image
