@@ -98,6 +98,7 @@ def test_bounds_are_the_vaes_and_test_k_caps_the_importance_samples():
                               generator=torch.Generator().manual_seed(0))
         assert metrics["iwae_k"] == used and metrics["nll_kind"] == "bound"
         assert metrics["test_nll_nats"] <= metrics["neg_elbo_nats"] + 1.0
+        assert metrics["latent_kl_nats"] > 0
 
 
 def test_latent_figure_shows_rows_of_one_z():

@@ -37,7 +37,7 @@ from ..data import Split
 from ..nn import MaskedConv2d, conv1x1_at
 from .base import ScoreSettings, draw_levels, pixel_log_prob
 from .figures import Figures, grid_png, sample_grid
-from .vae import VAE, VAEConfig
+from .vae import VAE, VAEConfig, kl_to_prior
 
 LATENT_ROWS = 8  # rows of latent.png: one test digit's z each
 LATENT_SAMPLES = 7  # decoder samples per row, after the digit itself
@@ -165,12 +165,19 @@ class PixelVAE(VAE):
 
     # -- the evaluate and sample stages ----------------------------------------------------------
 
+    @torch.no_grad()
     def test_nll(self, test: Split, settings: ScoreSettings, *, variant: str,
                  generator: torch.Generator) -> tuple[Tensor, dict]:
-        """The VAE's bounds, with k = min(evaluate.iwae_k, test_k) importance samples."""
+        """The VAE's bounds, with k = min(evaluate.iwae_k, test_k) importance samples, and the
+        mean KL(q(z|x) || p(z)) of the test images."""
         k = min(settings.iwae_k, self.config.test_k or settings.iwae_k)
-        return super().test_nll(test, dataclasses.replace(settings, iwae_k=k), variant=variant,
-                                generator=generator)
+        nll, extra = super().test_nll(test, dataclasses.replace(settings, iwae_k=k),
+                                      variant=variant, generator=generator)
+        images = test.images(variant)
+        kl = torch.cat([kl_to_prior(*self.posterior(images[i:i + settings.batch_size].to(
+            self.device, self.dtype))).double().cpu()
+            for i in range(0, len(images), settings.batch_size)])
+        return nll, {**extra, "latent_kl_nats": kl.mean().item()}  # what z carries, in nats
 
     def figures(self, test: Split | None, *, n: int, nrow: int, variant: str,
                 generator: torch.Generator, **unused) -> Figures:

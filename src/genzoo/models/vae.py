@@ -126,7 +126,7 @@ class VAE(GenerativeModel):
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         z = mean + torch.exp(0.5 * log_var) * eps  # (B, L)
         reconstruction = self.reconstruction(z, x)  # (B,)
-        kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum(1)  # (B,)
+        kl = kl_to_prior(mean, log_var)  # (B,)
         return reconstruction - kl
 
     def log_weights(self, x: Tensor, k: int, *, chunk: int | None = 100,
@@ -238,6 +238,11 @@ class VAE(GenerativeModel):
         images = torch.sigmoid(self.decode(z.flatten(0, 1)))  # (B*steps, C, H, W)
         images = images.view(x_a.shape[0], steps, *images.shape[1:])
         return images[0] if single else images
+
+
+def kl_to_prior(mean: Tensor, log_var: Tensor) -> Tensor:
+    """KL(N(mean, diag exp(log_var)) || N(0, I)) in nats, (B,), in closed form."""
+    return 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum(1)
 
 
 @torch.no_grad()
