@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..data import Split
-from .base import GenerativeModel, OptimizerSpec, Update
+from .base import GenerativeModel, OptimizerSpec, ScoreSettings, Trainable, Update
 from .figures import Figures, grid_png
 
 TASKS = ("superres", "completion")
@@ -191,8 +191,8 @@ class Pix2Pix(GenerativeModel):
     # -- the evaluate and sample stages ----------------------------------------------------------
 
     @torch.no_grad()
-    def score(self, test: Split, settings, *, variant: str, generator: torch.Generator,
-              judge=None) -> dict[str, Any]:
+    def score(self, test: Split, settings: ScoreSettings, *, variant: str,
+              generator: torch.Generator, judge: Trainable | None = None) -> dict[str, Any]:
         """Per task, on every test image: the mean L1 distance (per pixel) of G's probabilities
         to the truth, the share of wrong pixels of its thresholded output and of the input."""
         was_training = self.training
