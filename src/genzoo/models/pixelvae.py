@@ -45,6 +45,13 @@ LATENT_SAMPLES = 7  # decoder samples per row, after the digit itself
 
 @dataclass
 class PixelVAEConfig(VAEConfig):
+    # The VAE's encoder knobs, documented for this model: its decoder is the PixelCNN below.
+    network: str = knob("mlp", "Encoder, mlp (fully connected) or conv (stride-2 convolutions).",
+                        choices=("mlp", "conv"))
+    hidden: list[int] = knob([400], "Hidden layer sizes of the mlp encoder.", minItems=1,
+                             items={"minimum": 1})
+    channels: int = knob(32, "conv encoder only, channels at 14x14 (twice as many at 7x7).",
+                         minimum=1)
     pixel_channels: int = knob(16, "Channels F of the PixelCNN decoder and of the latent's map.",
                                minimum=1)
     pixel_layers: int = knob(2, "Residual mask-B layers after the decoder's first (mask A) layer.",
