@@ -71,7 +71,9 @@ SEEDS = {"nade": [0, 1]}  # the smoke config's runs: nade's own seeds, the other
 NLL_CEILING = {"ddpm": 20_000}  # the others: 0.9 nats per pixel
 FIGURES = {"vae": ("samples.png", "interpolation.png"), "ddpm": ("samples.png", "chain.png"),
            "vqvae": ("samples.png", "reconstructions.png"),
-           "dcgan": ("samples.png",), "cond_dcgan": ("samples.png",)}  # others: samples, completions
+           "dcgan": ("samples.png",), "cond_dcgan": ("samples.png",),
+           "pixelvae": ("samples.png", "latent.png"),
+           "pix2pix": ("translations.png",)}  # others: samples, completions
 COMPLETIONS = ("samples.png", "completions.png")
 
 
@@ -146,6 +148,19 @@ def test_latent_models_report_their_bounds_and_codes(project):
     html = (project / "reports/all.html").read_text()
     assert "Burda, Grosse &amp; Salakhutdinov 2016" in html and "86.76" in html and "84.78" in html
     assert "codebook usage" in html and "why a bound" in html
+
+
+def test_pixelvae_and_pix2pix_report_their_own_scores(project):
+    pixelvae = load(project, "reports/metrics/pixelvae.json")
+    assert pixelvae["nll_kind"] == "bound" and pixelvae["iwae_k"] == 2  # its test_k caps iwae_k
+    assert pixelvae["latent_kl_nats"] >= 0 and pixelvae["neg_elbo_nats"] > 0
+    pix2pix = load(project, "reports/metrics/pix2pix.json")
+    assert pix2pix["tasks"] == ["superres", "completion"] and pix2pix["test_images"] == 10_000
+    for task in pix2pix["tasks"]:
+        assert 0 <= pix2pix[f"{task}_l1"] <= 1 and 0 <= pix2pix[f"{task}_pixel_error"] <= 1
+    html = (project / "reports/all.html").read_text()
+    assert "what the latent keeps" in html and "super-resolution (7×7" in html
+    assert "Gulrajani et al. 2017" in html
 
 
 def test_second_run_does_nothing(project):

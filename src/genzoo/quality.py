@@ -115,9 +115,11 @@ def judge_features(judge, images: Tensor, *, levels: int, batch_size: int = 1000
 
 
 @torch.no_grad()
-def draw_samples(model, n: int, *, batch_size: int, generator: torch.Generator) -> Tensor:
-    """``n`` images (n, C, H, W) from the model's own sampler, ``batch_size`` at a time; a
-    class-conditional model gets labels spread evenly over the classes (0, 1, ..., 9, 0, ...)."""
+def draw_samples(model, n: int, *, batch_size: int, generator: torch.Generator,
+                 test_images: Tensor | None = None) -> Tensor:
+    """``n`` images (n, C, H, W) from the model's ``quality_samples`` (its own sampler, or its
+    translations of ``test_images``), ``batch_size`` at a time; a class-conditional model gets
+    labels spread evenly over the classes (0, 1, ..., 9, 0, ...)."""
     was_training = model.training
     model.eval()
     chunks = []
@@ -125,7 +127,8 @@ def draw_samples(model, n: int, *, batch_size: int, generator: torch.Generator) 
         count = min(batch_size, n - start)
         y = ((torch.arange(start, start + count, device=model.device) % model.num_classes)
              if model.conditional else None)
-        chunks.append(model.sample(count, y=y, generator=generator).cpu())
+        chunks.append(model.quality_samples(count, y=y, generator=generator,
+                                            test_images=test_images, offset=start).cpu())
     model.train(was_training)
     return torch.cat(chunks)
 
@@ -143,7 +146,8 @@ def sample_quality(model, judge, test_images: Tensor, *, samples: int, k: int, b
     """The quality scores of ``samples`` draws of ``model`` against ``test_images`` (the model's
     levels) on the judge's features, and the wall seconds the draws took."""
     start = time.perf_counter()
-    images = draw_samples(model, samples, batch_size=batch_size, generator=generator)
+    images = draw_samples(model, samples, batch_size=batch_size, generator=generator,
+                          test_images=test_images)
     seconds = time.perf_counter() - start
     real = judge_features(judge, test_images, levels=model.levels, batch_size=batch_size)
     fake = judge_features(judge, images, levels=model.levels, batch_size=batch_size)

@@ -191,6 +191,10 @@ FIGURE_CAPTIONS = {
                            "decoded codes (Bernoulli means).",
     "chain.png": "Denoising chains: each row follows one sample from the noise x_T (left) through "
                  "the sampler's states to the bits it ends with (right).",
+    "latent.png": "What the latent keeps: each row shows a test digit, then samples of the "
+                  "PixelCNN decoder given that digit's posterior mean z.",
+    "translations.png": "Translations: input, output (pixel probabilities), truth; the first two "
+                        "rows super-resolution from 7x7, the last two completion of the bottom half.",
 }
 
 

@@ -20,7 +20,8 @@ only on a non-finite loss.
 * sample quality needs nothing more than ``sample``: the evaluate stage draws
   ``evaluate.fid_samples`` images from every generative model (class-balanced labels when
   ``conditional``) and scores them on the judge's features (FID, precision, recall:
-  ``genzoo.quality``), whatever its ``nll_kind``;
+  ``genzoo.quality``), whatever its ``nll_kind``; they come from ``quality_samples``, which is
+  ``sample`` unless the model translates test images instead (image-to-image);
 * ``phases``: extra steps after training (the VQ-VAE's code grids and the prior fitted on them),
   each run by the workflow as its own cached job, and ``load_phases`` to put their results back
   into the model, so that the model stages load is complete (a VQ-VAE that samples and scores).
@@ -280,6 +281,15 @@ class GenerativeModel(Trainable):
                generator: torch.Generator | None = None) -> Tensor:
         """Draw ``n`` images, shape (n, C, H, W), as float levels."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def quality_samples(self, n: int, *, y: Tensor | None = None,
+                        generator: torch.Generator | None = None, test_images: Tensor | None = None,
+                        offset: int = 0) -> Tensor:
+        """The ``n`` images sample quality is judged on, the ``offset``-th of them first: draws of
+        ``sample`` by default; a model that translates images (pix2pix) overrides it to translate
+        the test images ``offset .. offset + n - 1``."""
+        return self.sample(n, y=y, generator=generator)
 
     # -- the evaluate and sample stages ----------------------------------------------------------
 

@@ -70,28 +70,38 @@ class VAE(GenerativeModel):
             raise ValueError(f"network must be one of {NETWORKS}, got {config.network!r}")
         if config.latent < 1 or config.train_k < 1 or config.val_k < 1:
             raise ValueError("latent, train_k and val_k must be >= 1")
+        self.encoder = self.build_encoder(config)
+        self.decoder = self.build_decoder(config)
+
+    def build_encoder(self, config: VAEConfig) -> nn.Module:
+        """x (B, C, H, W) -> the mean and log-variance of q(z|x), concatenated: (B, 2 latent)."""
         C, H, W = self.image_shape
         L = config.latent
         if config.network == "mlp":
             if not config.hidden:
                 raise ValueError("the mlp VAE needs at least one hidden layer")
-            hidden = list(config.hidden)
-            self.encoder = nn.Sequential(nn.Flatten(), _mlp([C * H * W, *hidden, 2 * L]))
-            self.decoder = nn.Sequential(_mlp([L, *hidden[::-1], C * H * W]),
-                                         nn.Unflatten(1, (C, H, W)))
-        else:
-            if H % 4 or W % 4:
-                raise ValueError(f"the conv VAE needs height and width divisible by 4, got {H}x{W}")
-            c = config.channels
-            self.encoder = nn.Sequential(
-                nn.Conv2d(C, c, 4, 2, 1), nn.ReLU(),  # (B, c, H/2, W/2)
-                nn.Conv2d(c, 2 * c, 4, 2, 1), nn.ReLU(),  # (B, 2c, H/4, W/4)
-                nn.Flatten(), nn.Linear(2 * c * (H // 4) * (W // 4), 2 * L))
-            self.decoder = nn.Sequential(
-                nn.Linear(L, 2 * c * (H // 4) * (W // 4)), nn.ReLU(),
-                nn.Unflatten(1, (2 * c, H // 4, W // 4)),
-                nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.ReLU(),  # (B, c, H/2, W/2)
-                nn.ConvTranspose2d(c, C, 4, 2, 1))  # (B, C, H, W) logits
+            return nn.Sequential(nn.Flatten(), _mlp([C * H * W, *config.hidden, 2 * L]))
+        if H % 4 or W % 4:
+            raise ValueError(f"the conv VAE needs height and width divisible by 4, got {H}x{W}")
+        c = config.channels
+        return nn.Sequential(
+            nn.Conv2d(C, c, 4, 2, 1), nn.ReLU(),  # (B, c, H/2, W/2)
+            nn.Conv2d(c, 2 * c, 4, 2, 1), nn.ReLU(),  # (B, 2c, H/4, W/4)
+            nn.Flatten(), nn.Linear(2 * c * (H // 4) * (W // 4), 2 * L))
+
+    def build_decoder(self, config: VAEConfig) -> nn.Module:
+        """z (N, latent) -> Bernoulli logits (N, C, H, W), mirroring the encoder."""
+        C, H, W = self.image_shape
+        L = config.latent
+        if config.network == "mlp":
+            return nn.Sequential(_mlp([L, *list(config.hidden)[::-1], C * H * W]),
+                                 nn.Unflatten(1, (C, H, W)))
+        c = config.channels
+        return nn.Sequential(
+            nn.Linear(L, 2 * c * (H // 4) * (W // 4)), nn.ReLU(),
+            nn.Unflatten(1, (2 * c, H // 4, W // 4)),
+            nn.ConvTranspose2d(2 * c, c, 4, 2, 1), nn.ReLU(),  # (B, c, H/2, W/2)
+            nn.ConvTranspose2d(c, C, 4, 2, 1))  # (B, C, H, W) logits
 
     # -- the two networks --------------------------------------------------------------------
 
@@ -104,6 +114,10 @@ class VAE(GenerativeModel):
         """Bernoulli logits of p(x|z), (N, C, H, W) for z of shape (N, latent)."""
         return self.decoder(z)
 
+    def reconstruction(self, z: Tensor, x: Tensor) -> Tensor:
+        """log p(x|z) in nats per image, (N,), for z (N, latent) and x (N, C, H, W)."""
+        return pixel_log_prob(self.decode(z), x, 2)
+
     # -- bounds ------------------------------------------------------------------------------
 
     def elbo(self, x: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
@@ -111,8 +125,8 @@ class VAE(GenerativeModel):
         mean, log_var = self.posterior(x)  # (B, L)
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         z = mean + torch.exp(0.5 * log_var) * eps  # (B, L)
-        reconstruction = pixel_log_prob(self.decode(z), x, 2)  # (B,)
-        kl = 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum(1)  # (B,)
+        reconstruction = self.reconstruction(z, x)  # (B,)
+        kl = kl_to_prior(mean, log_var)  # (B,)
         return reconstruction - kl
 
     def log_weights(self, x: Tensor, k: int, *, chunk: int | None = 100,
@@ -134,9 +148,8 @@ class VAE(GenerativeModel):
             eps = torch.stack([torch.randn(mean.shape, generator=generator, device=mean.device,
                                            dtype=mean.dtype) for _ in range(count)])  # (c, B, L)
             z = mean + std * eps  # (c, B, L)
-            logits = self.decode(z.reshape(count * B, -1))  # (c*B, C, H, W)
             x_rep = x.unsqueeze(0).expand(count, *x.shape).reshape(count * B, *x.shape[1:])
-            log_px_z = pixel_log_prob(logits, x_rep, 2).view(count, B)  # (c, B)
+            log_px_z = self.reconstruction(z.reshape(count * B, -1), x_rep).view(count, B)  # (c, B)
             log_pz = -0.5 * (z.pow(2).sum(2) + mean.shape[1] * LOG_2PI)  # (c, B)
             log_qz = log_q_const - 0.5 * eps.pow(2).sum(2)  # (c, B)
             pieces.append(log_px_z + log_pz - log_qz)
@@ -225,6 +238,11 @@ class VAE(GenerativeModel):
         images = torch.sigmoid(self.decode(z.flatten(0, 1)))  # (B*steps, C, H, W)
         images = images.view(x_a.shape[0], steps, *images.shape[1:])
         return images[0] if single else images
+
+
+def kl_to_prior(mean: Tensor, log_var: Tensor) -> Tensor:
+    """KL(N(mean, diag exp(log_var)) || N(0, I)) in nats, (B,), in closed form."""
+    return 0.5 * (mean.pow(2) + log_var.exp() - 1.0 - log_var).sum(1)
 
 
 @torch.no_grad()
