@@ -108,7 +108,8 @@ def print_table(rows: list[dict], wall: float | None, cores: int) -> None:
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         before = row["before_nats"]
-        no_worse = "-" if before is None else str(row["test_nll_nats"] <= before)
+        # The README gave two decimals: compare at that precision.
+        no_worse = "-" if before is None else str(round(row["test_nll_nats"], 2) <= before)
         print(f"| {row['model']} | {nll_cell(row)} | {_number(row['test_bits_per_dim'], '.4f')} "
               f"| {_number(row['fid'], '.1f')} | {_number(row['precision'], '.3f')} "
               f"| {_number(row['recall'], '.3f')} | {_number(row['seconds_per_sample'], '.4f')} "
