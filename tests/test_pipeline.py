@@ -73,7 +73,10 @@ FIGURES = {"vae": ("samples.png", "interpolation.png"), "ddpm": ("samples.png", 
            "vqvae": ("samples.png", "reconstructions.png"),
            "dcgan": ("samples.png",), "cond_dcgan": ("samples.png",),
            "pixelvae": ("samples.png", "latent.png"),
-           "pix2pix": ("translations.png",)}  # others: samples, completions
+           "pix2pix": ("translations.png",),
+           "ae": ("samples.png", "reconstructions.png", "latent_map.png"),
+           "dae": ("samples.png", "reconstructions.png", "latent_map.png", "denoising.png"),
+           "cppn": ("samples.png", "interpolation.png", "resolution.png")}  # others: samples, completions
 COMPLETIONS = ("samples.png", "completions.png")
 
 
@@ -183,7 +186,8 @@ def test_adding_a_seed_runs_only_the_new_runs(project):
 
 def test_top_level_seeds_reach_every_model_without_its_own_but_not_the_classifier(project):
     with edited(project / "params.yaml", "seeds: [0]", "seeds: [0, 3]"):
-        expected = {("report", "", ""), ("codes", "vqvae", "3"), ("prior", "vqvae", "3")}
+        expected = {("report", "", ""), ("codes", "vqvae", "3"), ("prior", "vqvae", "3"),
+                    ("mixture", "ae", "3"), ("mixture", "dae", "3")}
         for model in (model for model in ZOO if model not in SEEDS):
             expected |= run_jobs(model, 3)
         assert planned_jobs(project) == expected
@@ -194,6 +198,28 @@ def test_editing_only_the_prior_refits_it_and_keeps_the_autoencoder(project):
                 "arch: {channels: 6, layers: 2, head_channels: 4}\n      train"):
         assert planned_jobs(project) == {("prior", "vqvae", "0"), ("report", "", "")} | \
             run_jobs("vqvae", 0, rules=("evaluate", "sample"))
+
+
+def test_autoencoders_score_reconstructions_and_sample_through_their_mixture(project):
+    for model in ("ae", "dae"):
+        metrics = load(project, f"reports/metrics/{model}.json")
+        assert metrics["nll_kind"] == "none" and metrics["mixture_components"] == 3
+        assert 0 < metrics["reconstruction_nll_nats"] < 784 and 0 <= metrics["reconstruction_pixel_error"] <= 1
+        with np.load(project / f"data/models/{model}/seed0/mixture/mixture.npz") as mixture:
+            assert mixture["means"].shape == (3, metrics["latent"])
+    dae = load(project, "reports/metrics/dae.json")
+    assert dae["corruption"] == "salt_and_pepper" and 0 < dae["corrupted_pixel_error"] < 0.2
+    cppn = load(project, "reports/metrics/cppn.json")
+    assert cppn["nll_kind"] == "bound" and cppn["iwae_k"] == 5  # arch.test_k caps evaluate.iwae_k
+    html = (project / "reports/all.html").read_text()
+    assert "sampler" in html and "denoising" in html and "a CPPN" in html
+
+
+def test_editing_only_the_mixture_refits_it_and_keeps_the_autoencoder(project):
+    with edited(project / "params.yaml", "mixture: {components: 3, iterations: 5}",
+                "mixture: {components: 2, iterations: 5}"):
+        assert planned_jobs(project) == {("mixture", "ae", "0"), ("report", "", "")} | \
+            run_jobs("ae", 0, rules=("evaluate", "sample"))
 
 
 def test_editing_only_sampling_params_does_not_retrain(project):

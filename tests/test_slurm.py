@@ -40,7 +40,7 @@ ONE_THREAD = ["--set-threads", *(f"{rule}=1" for rule in PROFILE["set-threads"])
 # (--set-resources replaces the profile's whole set-resources: keep its other entries.)
 SMALL = [*ONE_THREAD, "--set-resources", *(
     f"{rule}:{key}={value}"
-    for rule in ("binarize", "train", "codes", "prior", "evaluate", "sample")
+    for rule in ("binarize", "train", "codes", "prior", "mixture", "evaluate", "sample")
     for key, value in {**PROFILE["set-resources"].get(rule, {}), "mem_mb": 1000}.items())]
 # Poll SLURM often: the profile's 20 s before the first status check is meant for real clusters.
 FAST_POLL = ["--slurm-init-seconds-before-status-checks", "2",
@@ -53,7 +53,7 @@ RUNS = [f"{model}_{seed}" for model in ZOO for seed in SEEDS.get(model, [0])]
 # binarize rule has none: rule_binarize/ and rule_binarize.
 REMOTE_RULES = {"binarize": [""], "train": [*RUNS, "classifier_0"], "codes": ["vqvae_0"],
                 "prior": ["vqvae_0"], "floor": ["classifier_0"], "evaluate": [*RUNS, "classifier_0"],
-                "sample": RUNS}
+                "sample": RUNS, "mixture": ["ae_0", "dae_0"]}
 
 def _unavailable(reason: str):
     if IN_CI:

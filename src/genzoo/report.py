@@ -195,6 +195,13 @@ FIGURE_CAPTIONS = {
                   "PixelCNN decoder given that digit's posterior mean z.",
     "translations.png": "Translations: input, output (pixel probabilities), truth; the first two "
                         "rows super-resolution from 7x7, the last two completion of the bottom half.",
+    "latent_map.png": "Latent map: the codes of test images coloured by their digit (a PCA "
+                      "projection to 2-D when the code has more dimensions, as the title says), "
+                      "with the means of the mixture the model samples from.",
+    "denoising.png": "Denoising: rows of test images, the same images corrupted, and the decoder's "
+                     "means from the corrupted ones.",
+    "resolution.png": "Any resolution: the same latents rendered by the CPPN at 28x28 (top row, each "
+                      "pixel drawn as a 4x4 block) and at 112x112 (bottom row), Bernoulli means.",
 }
 
 

@@ -1,0 +1,306 @@
+"""AE: a deterministic autoencoder, made generative by a Gaussian mixture fitted to its codes.
+
+The autoencoder of Hinton & Salakhutdinov, "Reducing the Dimensionality of Data with Neural
+Networks", Science 2006 (a deep encoder to a small code and a decoder back), trained end to end by
+gradient; the baseline beside the denoising autoencoder (``dae.py``) of Vincent et al. 2008.
+
+    z = E(x)            (B, latent)     an MLP, no noise and no prior
+    p(x | z)            prod_d Bernoulli(x_d; sigmoid(D(z)_d))
+    loss                -log p(x | E(x)) in nats per image (binary cross-entropy summed over pixels)
+
+An autoencoder has no likelihood (``nll_kind = "none"``): its score is the reconstruction error of
+the test images, -log p(x | E(x)) and the share of pixels wrong when the decoder's means are cut at
+1/2. To sample, the ``mixture`` phase fits a Gaussian mixture (EM, ``fit_mixture``) to the codes
+of the training images once training is done: z ~ mixture, then x ~ p(x | z). The mixture is the
+phase's file ``mixture/mixture.npz``, attached by ``load_phases``; editing ``models.<m>.mixture``
+refits it (seconds) without retraining. ``latent_map.png`` shows the test codes coloured by digit.
+
+NOTE: Hinton & Salakhutdinov pretrain stacked RBMs and use a 1000-500-250-30 encoder; ours is a
+small MLP trained from scratch with Adam on dynamically binarized images. The mixture sampler is
+not from either paper (it is the "ex-post density estimation" of Ghosh et al., "From Variational
+to Deterministic Autoencoders", ICLR 2020).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..config import build, config_schema, knob
+from ..data import Split, fixed_binarization, load_split, save_npz
+from .base import GenerativeModel, Phase, PhaseContext, ScoreSettings, draw_levels, pixel_log_prob
+from .figures import Figures, grid_png, sample_grid
+from .scoring import bits_per_dim
+from .vae import LOG_2PI, _mlp
+
+TRAIN_CODES_STREAM = 4  # data.binarize() uses streams 0-2, the VQ-VAE's codes 3
+RECONSTRUCTIONS = 16  # test images shown with their reconstructions
+MAP_IMAGES = 5000  # test codes drawn in the latent map
+
+
+@dataclass
+class AEConfig:
+    hidden: list[int] = knob([400], "Hidden layer sizes of the encoder (the decoder mirrors them).",
+                             minItems=1, items={"minimum": 1})
+    latent: int = knob(8, "Size of the code z (2: the latent map shows the codes themselves).",
+                       minimum=1)
+
+
+@dataclass
+class MixtureConfig:
+    components: int = knob(10, "Gaussians of the mixture fitted to the training codes.", minimum=1)
+    iterations: int = knob(100, "EM iterations (a fixed count: the fit is deterministic).", minimum=1)
+    min_variance: float = knob(1e-4, "Added to the diagonal of every covariance (keeps it "
+                               "invertible when a component sits on few codes).", exclusiveMinimum=0)
+
+
+@dataclass
+class GaussianMixture:
+    """Full-covariance Gaussian mixture over codes: weights (K,), means (K, L), scale_tril (K, L, L)
+    (the Cholesky factor of each covariance)."""
+
+    weights: Tensor
+    means: Tensor
+    scale_tril: Tensor
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """log p(z) in nats, (N,), for codes z (N, L)."""
+        return torch.logsumexp(self.joint(z), dim=1)
+
+    def joint(self, z: Tensor) -> Tensor:
+        """log w_k + log N(z; mu_k, Sigma_k), (N, K)."""
+        diff = (z.unsqueeze(0) - self.means.unsqueeze(1)).unsqueeze(-1)  # (K, N, L, 1)
+        white = torch.linalg.solve_triangular(self.scale_tril.unsqueeze(1), diff, upper=False)
+        mahalanobis = white.squeeze(-1).pow(2).sum(-1)  # (K, N)
+        log_det = torch.diagonal(self.scale_tril, dim1=-2, dim2=-1).log().sum(-1)  # (K,)
+        L = z.shape[1]
+        log_normal = -0.5 * (mahalanobis + L * LOG_2PI) - log_det.unsqueeze(1)
+        return (self.weights.log().unsqueeze(1) + log_normal).t()
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n codes (n, L): a component by its weight, then its Gaussian."""
+        picks = torch.multinomial(self.weights, n, replacement=True, generator=generator)  # (n,)
+        eps = torch.randn((n, self.means.shape[1], 1), generator=generator,
+                          device=self.means.device, dtype=self.means.dtype)
+        return self.means[picks] + (self.scale_tril[picks] @ eps).squeeze(-1)
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> GaussianMixture:
+        return GaussianMixture(*(t.to(device, dtype) for t in (self.weights, self.means,
+                                                                self.scale_tril)))
+
+
+def fit_mixture(codes: Tensor, config: MixtureConfig, generator: torch.Generator) -> GaussianMixture:
+    """EM for a full-covariance Gaussian mixture (Dempster, Laird & Rubin 1977) on codes (N, L), in
+    float64. Starts from K distinct codes drawn by ``generator`` as means, the codes' covariance
+    for every component and equal weights; runs ``iterations`` steps, so the same codes and seed
+    give the same mixture."""
+    z = codes.double()
+    N, L = z.shape
+    K = min(config.components, N)
+    eye = torch.eye(L, dtype=z.dtype)
+    centred = z - z.mean(0)
+    covariance = centred.t() @ centred / N + config.min_variance * eye  # (L, L)
+    mixture = GaussianMixture(torch.full((K,), 1.0 / K, dtype=z.dtype),
+                              z[torch.randperm(N, generator=generator)[:K]].clone(),
+                              torch.linalg.cholesky(covariance).expand(K, L, L).clone())
+    for _ in range(config.iterations):
+        joint = mixture.joint(z)  # E step: (N, K)
+        resp = torch.softmax(joint, dim=1)
+        counts = resp.sum(0).clamp_min(1e-12)  # (K,)  M step
+        means = resp.t() @ z / counts.unsqueeze(1)  # (K, L)
+        diff = z.unsqueeze(0) - means.unsqueeze(1)  # (K, N, L)
+        covariances = (resp.t().unsqueeze(-1) * diff).transpose(1, 2) @ diff / counts.view(K, 1, 1)
+        mixture = GaussianMixture(counts / counts.sum(), means,
+                                  torch.linalg.cholesky(covariances + config.min_variance * eye))
+    return mixture
+
+
+class AE(GenerativeModel):
+    """MLP autoencoder with a Bernoulli decoder; samples through a mixture fitted to its codes."""
+
+    Config = AEConfig
+    paper = "Hinton & Salakhutdinov 2006 (Science); samples from a Gaussian mixture over the codes"
+    nll_kind = "none"
+    has_validation_nll = False  # no likelihood: the last epoch is kept
+    phases = (Phase("mixture", outputs=("mixture.npz",), run="write_mixture", section="mixture",
+                    evaluate_keys=("batch_size",)),)
+
+    @classmethod
+    def section_schemas(cls) -> dict[str, dict[str, Any]]:
+        """params.yaml's models.<m>.mixture: the density fitted to the codes (the phase)."""
+        return {"mixture": config_schema(MixtureConfig, "The Gaussian mixture fitted by EM to the "
+                                         "codes of the training images, which the model samples.")}
+
+    def __init__(self, config: AEConfig, **kwargs) -> None:
+        super().__init__(config, **kwargs)
+        if self.levels != 2:
+            raise ValueError(f"{type(self).__name__} models binary pixels: use data.variant 'binarized'")
+        if not config.hidden or min(config.hidden) < 1 or config.latent < 1:
+            raise ValueError("hidden needs at least one layer of size >= 1 and latent must be >= 1")
+        C, H, W = self.image_shape
+        hidden = list(config.hidden)
+        self.encoder = nn.Sequential(nn.Flatten(), _mlp([C * H * W, *hidden, config.latent]))
+        self.decoder = nn.Sequential(_mlp([config.latent, *hidden[::-1], C * H * W]),
+                                     nn.Unflatten(1, (C, H, W)))
+        self.mixture: GaussianMixture | None = None  # attached by load_phases / attach_mixture
+
+    # -- the autoencoder -------------------------------------------------------------------------
+
+    def corrupt(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The encoder's input for the clean images x: x itself (the DAE corrupts it)."""
+        return x
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Codes (B, latent) of images (B, C, H, W)."""
+        return self.encoder(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Bernoulli logits (B, C, H, W) of codes (B, latent)."""
+        return self.decoder(z)
+
+    def loss(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """-log p(x | E(corrupt(x))) in nats, mean over the batch: the clean x is the target."""
+        return -pixel_log_prob(self.decode(self.encode(self.corrupt(x))), x, 2).mean()
+
+    @torch.no_grad()
+    def encode_all(self, images: Tensor, *, batch_size: int = 1000) -> Tensor:
+        """Codes (N, latent) of images (N, C, H, W), in batches, on the CPU."""
+        return torch.cat([self.encode(images[i:i + batch_size].to(self.device, self.dtype)).cpu()
+                          for i in range(0, len(images), batch_size)])
+
+    @torch.no_grad()
+    def reconstruction(self, images: Tensor, targets: Tensor, *, batch_size: int) -> dict[str, float]:
+        """-log p(target | E(image)) in nats per image (mean) and the share of pixels where the
+        decoder's mean, cut at 1/2, differs from the target."""
+        nats, wrong = [], []
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(self.device, self.dtype)
+            target = targets[i:i + batch_size].to(self.device, self.dtype)
+            logits = self.decode(self.encode(x))  # (B, C, H, W)
+            nats.append(-pixel_log_prob(logits, target, 2).double().cpu())
+            wrong.append(((logits > 0).to(x.dtype) != target).flatten(1).double().mean(1).cpu())
+        return {"nats": torch.cat(nats).mean().item(), "pixel_error": torch.cat(wrong).mean().item()}
+
+    # -- phase "mixture": the density of the codes -----------------------------------------------
+
+    def write_mixture(self, context: PhaseContext) -> None:
+        """``mixture/mixture.npz``: the mixture fitted to the codes of the training images,
+        binarized once with the run's seed (training saw fresh bits each epoch)."""
+        name = context.settings["model"]
+        config = build(MixtureConfig, context.settings["mixture"], where=f"models.{name}.mixture")
+        train = load_split(context.data_dir / "train.npz")
+        bits = torch.from_numpy(fixed_binarization(train.gray.numpy(), context.seed,
+                                                   TRAIN_CODES_STREAM)).float()
+        codes = self.encode_all(bits, batch_size=context.settings["batch_size"])
+        mixture = fit_mixture(codes, config, torch.Generator().manual_seed(context.seed))
+        save_npz(context.out_dir / "mixture.npz", weights=mixture.weights.numpy(),
+                 means=mixture.means.numpy(), scale_tril=mixture.scale_tril.numpy(),
+                 train_code_nll=np.array(-mixture.log_prob(codes.double()).mean().item()))
+
+    def load_phases(self, run_dir: Path, load: Callable[[Path], tuple[Any, dict]]) -> None:
+        """Attach the mixture the ``mixture`` phase fitted."""
+        path = Path(run_dir) / "mixture" / "mixture.npz"
+        if not path.exists():
+            raise FileNotFoundError(f"missing {path}: the {type(self).__name__}'s mixture phase "
+                                    f"writes it after training")
+        with np.load(path) as arrays:
+            self.attach_mixture(GaussianMixture(*(torch.from_numpy(arrays[key]) for key in
+                                                  ("weights", "means", "scale_tril"))))
+
+    def attach_mixture(self, mixture: GaussianMixture) -> None:
+        if mixture.means.shape[1] != self.config.latent:
+            raise ValueError(f"a mixture over {mixture.means.shape[1]}-D codes does not fit this "
+                             f"autoencoder's {self.config.latent}-D codes: refit its mixture phase")
+        self.mixture = mixture
+
+    # -- sampling, scores and figures ------------------------------------------------------------
+
+    @torch.no_grad()
+    def sample(self, n: int, *, y: Tensor | None = None, generator: torch.Generator | None = None,
+               means: bool = False) -> Tensor:
+        """z from the mixture, then x ~ p(x | z): (n, C, H, W) in {0, 1} (the means if ``means``)."""
+        if self.mixture is None:
+            raise ValueError(f"this {type(self).__name__} has no mixture yet: its 'mixture' phase "
+                             "fits one, and the stages attach it with load_phases")
+        z = self.mixture.to(self.device, torch.float64).sample(n, generator)  # (n, L)
+        logits = self.decode(z.to(self.dtype))
+        return torch.sigmoid(logits) if means else draw_levels(logits, 2, generator)
+
+    def score(self, test: Split, settings: ScoreSettings, *, variant: str,
+              generator: torch.Generator, judge=None) -> dict[str, Any]:
+        """No NLL: the reconstruction error of the test images, and the mixture's size."""
+        metrics = super().score(test, settings, variant=variant, generator=generator, judge=judge)
+        images = test.images(variant)
+        clean = self.reconstruction(images, images, batch_size=settings.batch_size)
+        metrics.update(reconstruction_nll_nats=clean["nats"],
+                       reconstruction_bits_per_dim=bits_per_dim(clean["nats"], self.num_pixels),
+                       reconstruction_pixel_error=clean["pixel_error"], latent=self.config.latent,
+                       mixture_components=0 if self.mixture is None else len(self.mixture.weights))
+        return metrics
+
+    def figures(self, test: Split | None, *, n: int, nrow: int, variant: str,
+                generator: torch.Generator, **unused) -> Figures:
+        """The sample grid, ``reconstructions.png`` (rows of test images, each followed by a row of
+        their decoded codes) and ``latent_map.png``."""
+        figures = sample_grid(self, n=n, nrow=nrow, generator=generator)
+        if test is not None:
+            x = test.images(variant)[:RECONSTRUCTIONS].to(self.device, self.dtype)
+            with torch.no_grad():
+                recon = torch.sigmoid(self.decode(self.encode(x)))
+            rows = torch.cat([torch.cat([x[i:i + 8], recon[i:i + 8]]) for i in range(0, len(x), 8)])
+            figures.pngs["reconstructions.png"] = grid_png(rows, nrow=8)
+            codes = self.encode_all(test.images(variant)[:MAP_IMAGES])
+            figures.pngs["latent_map.png"] = latent_map_png(codes, test.labels[:MAP_IMAGES],
+                                                            self.mixture)
+        return figures
+
+
+def project_2d(codes: Tensor, *others: Tensor) -> tuple[str, list[Tensor]]:
+    """The codes (N, L) and ``others`` in 2-D: as they are when L <= 2, else on the codes' first
+    two principal components; and the axes' name."""
+    if codes.shape[1] <= 2:
+        return "z", [codes, *others]
+    mean = codes.mean(0)
+    _, _, v = torch.linalg.svd(codes - mean, full_matrices=False)  # v: (L, L), rows the components
+    basis = v[:2].t()  # (L, 2)
+    return "PC", [(t - mean) @ basis for t in (codes, *others)]
+
+
+def latent_map_png(codes: Tensor, labels: Tensor, mixture: GaussianMixture | None) -> bytes:
+    """Scatter of test codes (N, L) coloured by digit, the mixture's means as crosses; a PCA
+    projection when L > 2 (the title says so)."""
+    from matplotlib.figure import Figure  # lazily: the model files are imported by every job
+    from matplotlib.lines import Line2D
+
+    codes = codes.double()
+    means = mixture.means.double().cpu() if mixture is not None else codes[:0]
+    axis_name, (points, centres) = project_2d(codes, means)
+    latent = codes.shape[1]
+    figure = Figure(figsize=(5.5, 5), dpi=100)
+    axes = figure.subplots()
+    for digit in range(10):
+        chosen = labels == digit
+        axes.scatter(points[chosen, 0], points[chosen, -1], s=3, alpha=0.6, color=f"C{digit}",
+                     rasterized=True)
+    if len(centres):
+        axes.scatter(centres[:, 0], centres[:, -1], marker="x", color="black", s=40)
+    title = (f"{len(codes)} test codes (latent {latent})" if latent <= 2 else
+             f"{len(codes)} test codes: PCA projection of the {latent}-D latent to 2-D")
+    axes.set(title=title, xlabel=f"{axis_name} 1", ylabel=f"{axis_name} {min(2, latent)}")
+    axes.title.set_fontsize("small")
+    handles = [Line2D([], [], marker="o", linestyle="", color=f"C{digit}", label=str(digit))
+               for digit in range(10)]
+    if len(centres):
+        handles.append(Line2D([], [], marker="x", linestyle="", color="black",
+                              label="mixture means"))
+    axes.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
