@@ -13,8 +13,9 @@ from torch import distributions as D
 
 from genzoo.config import TrainConfig, validate_params
 from genzoo.data import Split, load_split
+from genzoo.mixture import GaussianMixture, fit_mixture
 from genzoo.models import PhaseContext, ScoreSettings
-from genzoo.models.ae import AE, AEConfig, GaussianMixture, MixtureConfig, fit_mixture, project_2d
+from genzoo.models.ae import AE, AEConfig, MixtureConfig, project_2d
 from genzoo.train import train
 
 

@@ -12,8 +12,9 @@ import torch
 from genzoo import checkpoint
 from genzoo.config import TrainConfig, validate_params
 from genzoo.data import Split, load_split
+from genzoo.mixture import fit_mixture
 from genzoo.models import ScoreSettings
-from genzoo.models.ae import AE, MixtureConfig, fit_mixture
+from genzoo.models.ae import AE, MixtureConfig
 from genzoo.models.base import pixel_log_prob
 from genzoo.models.dae import DAE, DAEConfig, corrupt
 from genzoo.train import train

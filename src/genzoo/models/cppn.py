@@ -8,7 +8,8 @@ decoder of a VAE (Kingma & Welling, ICLR 2014; the idea of D. Ha's "Generating L
 Latent Vectors", blog.otoro.net, 2016):
 
     pixel centres     x, y in [-1, 1] (the image is the square [-1, 1]^2), r = sqrt(x^2 + y^2)
-    logit(x, y | z) = f([x, y, r, z])   an MLP applied to every pixel on its own
+    features          c = [x, y, r, sin(pi k x), cos(pi k x), sin(pi k y), cos(pi k y)], k = 1..F
+    logit(x, y | z) = f([c, z])   an MLP applied to every pixel on its own
     p(x | z)        = prod over pixels of Bernoulli(sigmoid(logit))
 
 The encoder, the ELBO and the IWAE bound are the VAE's (``vae.py``): the test NLL is the same
@@ -20,6 +21,11 @@ NOTE: Stanley's CPPNs mix activation functions (sine, Gaussian, sigmoid, ...) an
 NEAT; ours is a fixed tanh MLP trained by gradient. The coordinate and the code contributions to
 the first layer are computed apart and summed (the same linear layer on the concatenation), so a
 batch of images costs one small matrix product per pixel and layer.
+NOTE: the sines and cosines of the coordinates (``frequencies``; Stanley's CPPNs compose periodic
+functions of them too) are the Fourier features of Tancik et al., NeurIPS 2020. They cost nothing
+per image (the coordinate part of the first layer is computed once per grid) and help a small
+network draw strokes: with 16 units, 300 steps reach a validation ELBO of 208 nats with F = 8
+against 242 with (x, y, r) alone.
 NOTE: ``test_k`` caps the importance samples of the test bound below ``evaluate.iwae_k``: on a
 CPU a CPPN pass over 784 pixels costs several times the VAE's MLP decoder, so the laptop settings
 score with k = 20 (a looser bound; the metrics' ``iwae_k`` says which k), the paper-scale ones
@@ -29,6 +35,7 @@ with Burda et al.'s 5000.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
@@ -42,7 +49,10 @@ from .vae import VAE, VAEConfig
 
 RESOLUTION_SCALE = 4  # resolution.png: 28x28 and (4 * 28)x(4 * 28)
 RESOLUTION_IMAGES = 8  # latents shown at both sizes
-DECODE_CHUNK = 50  # images rendered at once: bounds the (N, pixels, hidden) activations
+# Images rendered at once: bounds the (N, pixels, hidden) activations; on a CPU small chunks stay
+# in its caches (50 renders 28x28 images 1.7x faster than 500), an accelerator wants big ones.
+DECODE_CHUNK = 50
+ACCELERATOR_DECODE_CHUNK = 2000
 
 
 @dataclass
@@ -51,9 +61,19 @@ class CPPNConfig(VAEConfig):
                              minItems=1, items={"minimum": 1})
     cppn_hidden: int = knob(16, "Width of the CPPN's layers (the per-pixel MLP).", minimum=1)
     cppn_layers: int = knob(2, "Hidden layers of the CPPN (tanh).", minimum=1)
+    frequencies: int = knob(8, "F: the sines and cosines of pi k x and pi k y, k = 1..F, beside "
+                            "(x, y, r) as the CPPN's coordinate inputs (0: x, y, r alone).", minimum=0)
     test_k: int = knob(0, "Importance samples of the test bound: at most this many (0: "
                        "evaluate.iwae_k). Every pixel goes through the CPPN, so a decoder pass "
                        "costs ~5x the VAE's on a CPU.", minimum=0)
+
+
+def coordinate_features(centres: Tensor, frequencies: int) -> Tensor:
+    """[x, y, r, sin(pi k x), cos(pi k x), sin(pi k y), cos(pi k y)] for k = 1..F: (P, 3 + 4F)
+    from the pixel centres (P, 3)."""
+    k = torch.arange(1, frequencies + 1, device=centres.device, dtype=centres.dtype) * math.pi
+    angles = torch.cat([centres[:, :1] * k, centres[:, 1:2] * k], dim=1)  # (P, 2F)
+    return torch.cat([centres, angles.sin(), angles.cos()], dim=1)
 
 
 def pixel_centres(height: int, width: int, *, device=None, dtype=None) -> Tensor:
@@ -66,11 +86,12 @@ def pixel_centres(height: int, width: int, *, device=None, dtype=None) -> Tensor
 
 
 class CPPNDecoder(nn.Module):
-    """f([x, y, r, z]) -> one Bernoulli logit per pixel."""
+    """f([coordinate features, z]) -> one Bernoulli logit per pixel."""
 
-    def __init__(self, latent: int, hidden: int, layers: int) -> None:
+    def __init__(self, latent: int, hidden: int, layers: int, frequencies: int = 0) -> None:
         super().__init__()
-        self.coordinates = nn.Linear(3, hidden)  # the first layer's (x, y, r) part, with the bias
+        self.frequencies = frequencies
+        self.coordinates = nn.Linear(3 + 4 * frequencies, hidden)  # the first layer's coordinate part
         self.code = nn.Linear(latent, hidden, bias=False)  # its z part
         body: list[nn.Module] = [nn.Tanh()]
         for _ in range(layers - 1):
@@ -80,7 +101,8 @@ class CPPNDecoder(nn.Module):
     def forward(self, z: Tensor, height: int, width: int) -> Tensor:
         """Logits (N, 1, height, width) for codes z (N, latent)."""
         centres = pixel_centres(height, width, device=z.device, dtype=z.dtype)  # (P, 3)
-        h = self.coordinates(centres).unsqueeze(0) + self.code(z).unsqueeze(1)  # (N, P, hidden)
+        features = coordinate_features(centres, self.frequencies)  # (P, 3 + 4F)
+        h = self.coordinates(features).unsqueeze(0) + self.code(z).unsqueeze(1)  # (N, P, hidden)
         return self.body(h).view(len(z), 1, height, width)
 
 
@@ -94,16 +116,18 @@ class CPPN(VAE):
         super().__init__(config, **kwargs)  # builds the VAE's encoder (and a decoder, replaced)
         if self.image_shape[0] != 1:
             raise ValueError(f"the CPPN draws one channel, got {self.image_shape[0]}")
-        if config.cppn_hidden < 1 or config.cppn_layers < 1:
-            raise ValueError("cppn_hidden and cppn_layers must be >= 1")
-        self.decoder = CPPNDecoder(config.latent, config.cppn_hidden, config.cppn_layers)
+        if config.cppn_hidden < 1 or config.cppn_layers < 1 or config.frequencies < 0:
+            raise ValueError("cppn_hidden and cppn_layers must be >= 1, frequencies >= 0")
+        self.decoder = CPPNDecoder(config.latent, config.cppn_hidden, config.cppn_layers,
+                                   config.frequencies)
 
     def render(self, z: Tensor, height: int, width: int) -> Tensor:
         """Bernoulli logits (N, 1, height, width) of codes z (N, latent), in chunks of images."""
         if height < 1 or width < 1:
             raise ValueError(f"cannot render a {height}x{width} image")
-        return torch.cat([self.decoder(z[i:i + DECODE_CHUNK], height, width)
-                          for i in range(0, len(z), DECODE_CHUNK)])
+        chunk = DECODE_CHUNK if z.device.type == "cpu" else ACCELERATOR_DECODE_CHUNK
+        return torch.cat([self.decoder(z[i:i + chunk], height, width)
+                          for i in range(0, len(z), chunk)])
 
     def decode(self, z: Tensor) -> Tensor:
         """The likelihood's logits (N, 1, H, W): the rendering at the data's resolution."""
@@ -118,7 +142,7 @@ class CPPN(VAE):
         nll, extra = super().test_nll(test, dataclasses.replace(settings, iwae_k=k),
                                       variant=variant, generator=generator)
         return nll, {**extra, "cppn_hidden": self.config.cppn_hidden,
-                     "cppn_layers": self.config.cppn_layers}
+                     "cppn_layers": self.config.cppn_layers, "cppn_frequencies": self.config.frequencies}
 
     def figures(self, test: Split | None, *, n: int, nrow: int, variant: str,
                 generator: torch.Generator, **unused) -> Figures:
