@@ -38,11 +38,18 @@ from ..mixture import GaussianMixture, fit_mixture
 from .base import GenerativeModel, Phase, PhaseContext, ScoreSettings, draw_levels, pixel_log_prob
 from .figures import Figures, grid_png, sample_grid
 from .scoring import bits_per_dim
-from .vae import _mlp
 
 TRAIN_CODES_STREAM = 4  # data.binarize() uses streams 0-2, the VQ-VAE's codes 3
 RECONSTRUCTIONS = 16  # test images shown with their reconstructions
 MAP_IMAGES = 5000  # test codes drawn in the latent map
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    """Linear layers of ``sizes`` with ReLUs between them, none after the last."""
+    layers: list[nn.Module] = []
+    for size_in, size_out in zip(sizes, sizes[1:]):
+        layers += [nn.Linear(size_in, size_out), nn.ReLU()]
+    return nn.Sequential(*layers[:-1])
 
 
 @dataclass
