@@ -66,7 +66,7 @@ class CPPNConfig(VAEConfig):
                             "(x, y, r) as the CPPN's coordinate inputs (0: x, y, r alone).", minimum=0)
     test_k: int = knob(0, "Importance samples of the test bound: at most this many (0: "
                        "evaluate.iwae_k). Every pixel goes through the CPPN, so a decoder pass "
-                       "costs ~5x the VAE's on a CPU.", minimum=0)
+                       "costs ~6x the VAE's on a CPU.", minimum=0)
 
 
 def coordinate_features(centres: Tensor, frequencies: int) -> Tensor:
