@@ -49,6 +49,18 @@ def make_project(root: Path) -> Path:
     return root
 
 
+def pattern_split(count: int, *, patterns: int, shape: tuple[int, int, int]) -> "Split":
+    """``count`` images cycling through ``patterns`` fixed random binary patterns of ``shape``
+    (grey 0 or 255: every binarization gives the same bits), labelled by pattern."""
+    from genzoo.data import Split
+
+    gen = torch.Generator().manual_seed(1)
+    drawn = (torch.rand(patterns, *shape, generator=gen) < 0.5).to(torch.uint8) * 255
+    labels = torch.arange(count) % patterns
+    gray = drawn[labels]
+    return Split(gray=gray, labels=labels, binary=gray // 255)
+
+
 @contextlib.contextmanager
 def edited(path: Path, old: str, new: str):
     """`path` with its first `old` replaced by `new` inside the block, as it was after it."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import pattern_split
 from genzoo import checkpoint
 from genzoo.config import TrainConfig
 from genzoo.data import Split
@@ -26,12 +27,7 @@ def tiny(**arch) -> Pix2Pix:
 
 
 def split_of(count: int = 40) -> Split:
-    """Four fixed random patterns (grey 0 or 255: every binarization gives the same bits)."""
-    gen = torch.Generator().manual_seed(1)
-    patterns = (torch.rand(4, *SHAPE, generator=gen) < 0.5).to(torch.uint8) * 255
-    labels = torch.arange(count) % 4
-    gray = patterns[labels]
-    return Split(gray=gray, labels=labels, binary=gray // 255)
+    return pattern_split(count, patterns=4, shape=SHAPE)
 
 
 def test_degradations_come_from_the_truth_alone():

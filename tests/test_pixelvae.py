@@ -11,6 +11,7 @@ import dataclasses
 import pytest
 import torch
 
+from conftest import pattern_split
 from genzoo import checkpoint
 from genzoo.config import TrainConfig
 from genzoo.data import Split
@@ -29,12 +30,7 @@ def tiny(**arch) -> PixelVAE:
 
 
 def split_of(count: int = 40) -> Split:
-    """Two fixed patterns (grey 0 or 255: every binarization gives the same bits)."""
-    gen = torch.Generator().manual_seed(1)
-    patterns = (torch.rand(2, *SHAPE, generator=gen) < 0.5).to(torch.uint8) * 255
-    labels = torch.arange(count) % 2
-    gray = patterns[labels]
-    return Split(gray=gray, labels=labels, binary=gray // 255)
+    return pattern_split(count, patterns=2, shape=SHAPE)
 
 
 def test_decoder_is_causal_in_the_pixels_and_reads_the_latent():
