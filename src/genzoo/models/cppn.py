@@ -35,7 +35,6 @@ with Burda et al.'s 5000.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -46,7 +45,7 @@ from ..config import knob
 from ..data import Split
 from .base import ScoreSettings
 from .figures import Figures, grid_png
-from .vae import VAE, VAEConfig
+from .vae import VAE, VAEConfig, capped_iwae_k
 
 RESOLUTION_SCALE = 4  # resolution.png: 28x28 and (4 * 28)x(4 * 28)
 RESOLUTION_IMAGES = 8  # latents shown at both sizes
@@ -138,8 +137,7 @@ class CPPN(VAE):
                  generator: torch.Generator) -> tuple[Tensor, dict]:
         """The VAE's bounds, with k = ``test_k`` importance samples when that is fewer than
         ``evaluate.iwae_k`` (the metrics' ``iwae_k`` is the k used)."""
-        k = settings.iwae_k if not self.config.test_k else min(settings.iwae_k, self.config.test_k)
-        nll, extra = super().test_nll(test, dataclasses.replace(settings, iwae_k=k),
+        nll, extra = super().test_nll(test, capped_iwae_k(settings, self.config.test_k),
                                       variant=variant, generator=generator)
         return nll, {**extra, "cppn_hidden": self.config.cppn_hidden,
                      "cppn_layers": self.config.cppn_layers, "cppn_frequencies": self.config.frequencies}

@@ -25,7 +25,6 @@ evaluate stage's ``iwae_k`` for this model, so its test bound may use fewer samp
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +36,7 @@ from ..data import Split
 from ..nn import MaskedConv2d, conv1x1_at
 from .base import ScoreSettings, draw_levels, pixel_log_prob
 from .figures import Figures, grid_png, sample_grid
-from .vae import VAE, VAEConfig, kl_to_prior
+from .vae import VAE, VAEConfig, capped_iwae_k, kl_to_prior
 
 LATENT_ROWS = 8  # rows of latent.png: one test digit's z each
 LATENT_SAMPLES = 7  # decoder samples per row, after the digit itself
@@ -177,8 +176,7 @@ class PixelVAE(VAE):
                  generator: torch.Generator) -> tuple[Tensor, dict]:
         """The VAE's bounds, with k = min(evaluate.iwae_k, test_k) importance samples, and the
         mean KL(q(z|x) || p(z)) of the test images."""
-        k = min(settings.iwae_k, self.config.test_k or settings.iwae_k)
-        nll, extra = super().test_nll(test, dataclasses.replace(settings, iwae_k=k),
+        nll, extra = super().test_nll(test, capped_iwae_k(settings, self.config.test_k),
                                       variant=variant, generator=generator)
         images = test.images(variant)
         kl = torch.cat([kl_to_prior(*self.posterior(images[i:i + settings.batch_size].to(

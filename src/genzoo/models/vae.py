@@ -17,6 +17,7 @@ the IWAE bound instead (Burda et al.'s k = 50 runs). Dynamically binarized train
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -238,6 +239,14 @@ class VAE(GenerativeModel):
         images = torch.sigmoid(self.decode(z.flatten(0, 1)))  # (B*steps, C, H, W)
         images = images.view(x_a.shape[0], steps, *images.shape[1:])
         return images[0] if single else images
+
+
+def capped_iwae_k(settings: ScoreSettings, test_k: int) -> ScoreSettings:
+    """``settings`` with ``iwae_k`` lowered to a model's ``test_k`` when that is set and smaller
+    (0: unchanged): the cap of the VAEs whose decoder pass is costly (pixelvae, cppn)."""
+    if not test_k:
+        return settings
+    return dataclasses.replace(settings, iwae_k=min(settings.iwae_k, test_k))
 
 
 def kl_to_prior(mean: Tensor, log_var: Tensor) -> Tensor:
