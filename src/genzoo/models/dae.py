@@ -77,17 +77,13 @@ class DAE(AE):
             return x
         return corrupt(x, self.config.corruption, self.config.noise, generator)
 
-    @torch.no_grad()
-    def corrupt_all(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        return corrupt(images, self.config.corruption, self.config.noise, generator)
-
     def score(self, test: Split, settings: ScoreSettings, *, variant: str,
               generator: torch.Generator, judge=None) -> dict[str, Any]:
         """The autoencoder's scores, and the denoising ones on corrupted test images: D(E(x~))
         against the clean x and against x~ itself, and the pixels the corruption changed."""
         metrics = super().score(test, settings, variant=variant, generator=generator, judge=judge)
         clean = test.images(variant).to(generator.device)  # the generator's device draws
-        noisy = self.corrupt_all(clean, generator)
+        noisy = self.corrupt(clean, generator)
         denoised = self.reconstruction(noisy, clean, batch_size=settings.batch_size)
         echo = self.reconstruction(noisy, noisy, batch_size=settings.batch_size)
         metrics.update(corruption=self.config.corruption, noise=self.config.noise,
@@ -103,7 +99,7 @@ class DAE(AE):
         figures = super().figures(test, n=n, nrow=nrow, variant=variant, generator=generator)
         if test is not None:
             x = test.images(variant)[:DENOISED].to(self.device, self.dtype)
-            noisy = self.corrupt_all(x, generator)
+            noisy = self.corrupt(x, generator)
             with torch.no_grad():
                 restored = torch.sigmoid(self.decode(self.encode(noisy)))
             rows = [torch.cat([x[i:i + 8], noisy[i:i + 8], restored[i:i + 8]])
