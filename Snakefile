@@ -1,4 +1,5 @@
-# genzoo: MNIST -> a zoo of generative models -> scores, samples and one HTML report.
+# genzoo: datasets (MNIST and others) -> a zoo of generative models -> scores, samples and one
+# HTML report.
 #
 #   snakemake --cores all reports/all.html          # laptop
 #   snakemake --profile slurm reports/all.html      # SLURM cluster (see README)
@@ -23,13 +24,14 @@ rule all:
         "reports/all.html",
 
 
-# One target per trained model, named after it: every seed's run trained (and its phases run),
-# scored and sampled, and the summary over the seeds (the DVC stage model@<name> asks for this).
+# One target per trained model, named after it: every run (each dataset it runs on, each seed)
+# trained (and its phases run), scored and sampled, and the summary of each dataset's runs (the
+# DVC stage model@<name> asks for this).
 for _model in TRAINED:
 
     rule:
         name: _model
         localrule: True
         input:
-            f"reports/metrics/{_model}.json",
-            runs_of("reports/figures/{model}/seed{seed}", [_model] if _model in MODELS else []),
+            summaries_of([_model]),
+            runs_of("reports/figures/{model}/{dataset}/seed{seed}", [_model] if _model in MODELS else []),

@@ -82,7 +82,8 @@ def cmd_train(args) -> int:
     history = train(name, settings["arch"], config,
                     train_split=load_split(data_dir / "train.npz"),
                     val_split=load_split(data_dir / "val.npz"), out_dir=Path(args.out_dir),
-                    seed=settings["seed"], variant=settings["variant"], device=args.device,
+                    seed=settings["seed"], variant=settings["variant"],
+                    dataset=settings.get("dataset", "mnist"), device=args.device,
                     eval_batch_size=settings["eval_batch_size"],
                     timings=Path(args.timings) if args.timings else None)
     kept = ("no validation NLL, kept the last epoch" if history["best_val_nll"] is None

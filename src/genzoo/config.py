@@ -145,6 +145,11 @@ def _model_schema(cls: type) -> dict[str, Any]:
             "train": {"$ref": "#/$defs/train", "default": {}},
             "seeds": {"$ref": "#/$defs/seeds",
                       "description": "This model's runs (default: the top-level seeds)."},
+            "datasets": {"type": "array", "items": {"$ref": "#/$defs/dataset"}, "minItems": 1,
+                         "uniqueItems": True,
+                         "description": "The datasets of data.dataset this model runs on "
+                                        "(default: every one of them it can model; naming one "
+                                        "it cannot model is an error)."},
             **cls.section_schemas(),  # before sample, where the hand-written schema had them
             "sample": {"$ref": "#/$defs/sample", "default": {}},
         },
@@ -272,7 +277,51 @@ def validate_params(params: dict[str, Any] | None, *, source: str = "params.yaml
     if error is not None:
         raise ParamsError(f"{_blame(error, layers or [], source)}: {_key_path(error)}")
     _fill_seeds(filled)
+    _fill_datasets(filled, source=source, layers=layers or [])
     return filled
+
+
+def run_datasets(params: dict[str, Any]) -> list[str]:
+    """The datasets of the run, in the order ``data.dataset`` gives (one name or a list)."""
+    named = params["data"]["dataset"]
+    return [named] if isinstance(named, str) else list(named)
+
+
+def dataset_problem(name: str, dataset_name: str, variant: str) -> str | None:
+    """Why network ``name`` cannot model ``dataset_name`` (one line naming the data), or None."""
+    from .data import levels_of
+    from .datasets import dataset, variant_of
+    from .models import model_class
+
+    shape = dataset(dataset_name).image_shape
+    levels = levels_of(variant_of(dataset_name, variant))
+    problem = model_class(name).data_problem(tuple(shape), levels)
+    if problem is None:
+        return None
+    return f"cannot model {dataset_name} ({'x'.join(map(str, shape))}, {levels} levels): {problem}"
+
+
+def _fill_datasets(params: dict[str, Any], *, source: str, layers: list[tuple[str, Any]]) -> None:
+    """Each model's ``datasets``: by default every dataset of the run it can model; one it was
+    given is checked here, so a model never meets data it cannot take at training time."""
+    wanted, variant = run_datasets(params), params["data"]["variant"]
+    for name, section in params["models"].items():
+        where = ["models", name, "datasets"]
+        blame = " + ".join([label for label, layer in layers if _contains(layer, where)][-1:]) or source
+        if "datasets" not in section:
+            problems = {data: dataset_problem(name, data, variant) for data in wanted}
+            section["datasets"] = [data for data, problem in problems.items() if problem is None]
+            if not section["datasets"]:  # nothing to run: say why rather than run nothing
+                raise ParamsError(f"{blame}: models.{name}: {name} "
+                                  f"{'; '.join(problems.values())}; remove it or add a dataset it can model")
+            continue
+        for data in section["datasets"]:
+            if data not in wanted:
+                raise ParamsError(f"{blame}: models.{name}.datasets: {data} is not in data.dataset "
+                                  f"({', '.join(wanted)})")
+            problem = dataset_problem(name, data, variant)
+            if problem is not None:
+                raise ParamsError(f"{blame}: models.{name}.datasets: {name} {problem}")
 
 
 def _fill_seeds(params: dict[str, Any]) -> None:

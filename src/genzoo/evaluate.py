@@ -65,7 +65,8 @@ def evaluate(run_dir: Path, test: Split, settings: dict[str, Any], *,
     knobs = score_settings(settings)
     scores = model.score(test, knobs, variant=payload["variant"], generator=generator,
                          judge=judge_model)
-    spent: dict[str, Any] = {"model": payload["model"], "seed": payload.get("seed")}
+    data = settings.get("dataset", "mnist")
+    spent: dict[str, Any] = {"model": payload["model"], "dataset": data, "seed": payload.get("seed")}
     if isinstance(model, GenerativeModel) and judge_model is not None:
         # A generator of its own: the FID samples do not change when another knob does.
         quality, sample_seconds = sample_quality(
@@ -75,7 +76,7 @@ def evaluate(run_dir: Path, test: Split, settings: dict[str, Any], *,
         scores.update(quality)
         spent.update(fid_samples=knobs.fid_samples, sample_seconds=sample_seconds,
                      seconds_per_sample=sample_seconds / knobs.fid_samples)
-    metrics = {"model": payload["model"], "seed": payload.get("seed"),
+    metrics = {"model": payload["model"], "dataset": data, "seed": payload.get("seed"),
                "paper": type(model).paper, "variant": payload["variant"], **scores,
                "num_parameters": model.num_parameters(),
                **run_facts(payload, Path(run_dir) / "history.json", list(timings))}

@@ -19,11 +19,14 @@ looking never changes what a later run does (``workflow/rules/common.smk``).
 
 Layout (``settings/``)::
 
-    data.json                                  binarize: the data seed and the split
-    <model>/seed<s>/train.json                 a run's training (the classifier's too)
-    <model>/seed<s>/<phase>.json               a model's extra phases (the VQ-VAE's codes, prior)
-    <model>/seed<s>/evaluate.json, sample.json its scoring and its figures
-    <model>/summarize.json, report.json        the summaries and the report
+    data/<dataset>.json                                  prepare: the data seed and the split
+    <model>/<dataset>/seed<s>/train.json                 a run's training (the classifier's too)
+    <model>/<dataset>/seed<s>/<phase>.json               a model's extra phases (VQ-VAE: codes, prior)
+    <model>/<dataset>/seed<s>/evaluate.json, sample.json its scoring and its figures
+    <model>/<dataset>/summarize.json, report.json        the summaries and the report
+
+A run is one (model, dataset, seed): every dataset of ``data.dataset`` that the model runs on
+(``models.<name>.datasets``), every seed of the model.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import atomic_write_bytes
+from .config import dataset_problem, run_datasets
+from .data import atomic_write_bytes, levels_of
+from .datasets import dataset, variant_of
 from .models import JUDGE, model_class
 from .sources import PACKAGE_DIR, module_sources
 
@@ -62,6 +67,17 @@ def seeds_of(params: dict[str, Any], name: str) -> list[int]:
     return [params["seed"]] if name == JUDGE else list(params["models"][name]["seeds"])
 
 
+def datasets_of(params: dict[str, Any], name: str) -> list[str]:
+    """The datasets a network runs on: the judge on every dataset of the run (it scores every
+    model's samples there), a model on its ``datasets`` (validate_params fills them in)."""
+    return run_datasets(params) if name == JUDGE else list(params["models"][name]["datasets"])
+
+
+def runs(params: dict[str, Any], name: str) -> list[tuple[str, int]]:
+    """(dataset, seed) of every run of network ``name``, dataset by dataset."""
+    return [(data, seed) for data in datasets_of(params, name) for seed in seeds_of(params, name)]
+
+
 def section_of(params: dict[str, Any], name: str) -> dict[str, Any]:
     return params[JUDGE] if name == JUDGE else params["models"][name]
 
@@ -77,12 +93,15 @@ def used_modules(name: str, section: dict[str, Any]) -> list[str]:
     return [f"models.{name}", *(f"models.{other}" for other in model_class(name).networks_used(section))]
 
 
-def run_settings(params: dict[str, Any], name: str, seed: int) -> dict[str, dict[str, Any]]:
-    """The settings of each job of one run, by job: train, the model's phases, evaluate, sample."""
+def run_settings(params: dict[str, Any], name: str, seed: int,
+                 data: str = "mnist") -> dict[str, dict[str, Any]]:
+    """The settings of each job of the run of ``name`` on dataset ``data`` with ``seed``, by job:
+    train, the model's phases, evaluate, sample."""
     cls = model_class(name)
     section = section_of(params, name)
     evaluate = params["evaluate"]
-    common = {"model": name, "seed": seed, "variant": params["data"]["variant"]}
+    common = {"model": name, "dataset": data, "seed": seed,
+              "variant": variant_of(data, params["data"]["variant"])}
     used = used_modules(name, section)
     own = used[0]
     jobs = {"train": {**common, "arch": section["arch"], "train": section["train"],
@@ -102,17 +121,47 @@ def run_settings(params: dict[str, Any], name: str, seed: int) -> dict[str, dict
 
 def all_settings(params: dict[str, Any]) -> dict[Path, dict[str, Any]]:
     """Every job's settings file (relative to the settings folder) and its content."""
-    files = {Path("data.json"): {"seed": params["seed"], "val_size": params["data"]["val_size"],
-                                 "sources": digests("data")}}
+    files = {}
+    for data in run_datasets(params):
+        files[Path("data") / f"{data}.json"] = {"dataset": data, "seed": params["seed"],
+                                                "val_size": params["data"]["val_size"],
+                                                "sources": digests("data")}
     for name in trained(params):
-        for seed in seeds_of(params, name):
-            for job, settings in run_settings(params, name, seed).items():
-                files[Path(name) / f"seed{seed}" / f"{job}.json"] = settings
-        files[Path(name) / "summarize.json"] = {"model": name, "seeds": seeds_of(params, name),
-                                                "sources": digests("summary")}
+        for data, seed in runs(params, name):
+            for job, settings in run_settings(params, name, seed, data).items():
+                files[Path(name) / data / f"seed{seed}" / f"{job}.json"] = settings
+        for data in datasets_of(params, name):
+            files[Path(name) / data / "summarize.json"] = {
+                "model": name, "dataset": data, "seeds": seeds_of(params, name),
+                "sources": digests("summary")}
     files[Path("report.json")] = {**params["report"], "models": trained(params),
+                                  "datasets": report_datasets(params),
                                   "sources": digests("report", files=(TEMPLATE,))}
     return files
+
+
+def report_datasets(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the report says of each dataset of the run, in order: its title, variant and unit
+    (nats per image for binary pixels, bits/dim for 256 levels, as papers report them), the
+    models run on it, and each model of params.yaml not run on it with the reason."""
+    described = []
+    for data in run_datasets(params):
+        variant = variant_of(data, params["data"]["variant"])
+        models = [name for name in params["models"] if data in datasets_of(params, name)]
+        refused = {name: dataset_problem(name, data, params["data"]["variant"])
+                   or f"not in models.{name}.datasets" for name in params["models"] if name not in models}
+        described.append({"name": data, "title": dataset_title(data, variant), "variant": variant,
+                          "unit": "nats" if levels_of(variant) == 2 else "bits/dim",
+                          "models": models, "refused": refused})
+    return described
+
+
+def dataset_title(data: str, variant: str) -> str:
+    """The heading of a dataset's section: 'Binarized MNIST', 'Fashion-MNIST (256 levels)'."""
+    title = dataset(data).title
+    if variant == "binarized":
+        return f"Binarized {title}"
+    return f"{title} ({'RGB, ' if variant == 'rgb' else ''}256 levels)"
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""summarize_<model>: one model's runs (one per training seed) as one record, mean ± std.
+"""summarize: one model's runs on one dataset (one per training seed) as one record, mean ± std.
 
-Each evaluate job scores one run and writes ``reports/metrics/<model>/seed<s>.json``. The summary,
-``reports/metrics/<model>.json``, is what the report and ``dvc metrics show`` read:
+Each evaluate job scores one run and writes ``reports/metrics/<model>/<dataset>/seed<s>.json``. The
+summary, ``reports/metrics/<model>/<dataset>.json``, is what the report and ``dvc metrics show``
+read:
 
 * every field of the runs, where a number that differs between the seeds becomes its mean over
   them (a number equal in every run, such as the parameter count, is kept as it is);
@@ -30,16 +31,21 @@ def is_number(value: Any) -> bool:
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The summary of one model's runs (metrics dicts, each with its ``seed``).
+    """The summary of one model's runs on one dataset (metrics dicts, each with its ``seed``).
 
     Raises:
-        ValueError: no runs, runs of different models, a run without a seed, or a seed twice.
+        ValueError: no runs, runs of different models or datasets, a run without a seed, or a
+            seed twice.
     """
     if not runs:
         raise ValueError("no runs to summarize")
     models = sorted({run["model"] for run in runs})
     if len(models) > 1:
         raise ValueError(f"runs of different models cannot be summarized together: {models}")
+    datasets = sorted({run.get("dataset", "mnist") for run in runs})
+    if len(datasets) > 1:
+        raise ValueError(f"{models[0]}: runs on different datasets cannot be summarized together: "
+                         f"{datasets}")
     if any(run.get("seed") is None for run in runs):
         raise ValueError(f"{models[0]}: a run's metrics do not say its seed; rerun its evaluate stage")
     runs = sorted(runs, key=lambda run: run["seed"])

@@ -214,16 +214,16 @@ def training_step(model: Trainable,
 
 
 class Trainer:
-    """Trains one model on the binarized (or grayscale) MNIST splits."""
+    """Trains one model on the training and validation splits of one dataset."""
 
     def __init__(self, name: str, arch: dict[str, Any], config: TrainConfig, *, train_split: Split,
                  val_split: Split, out_dir: Path, seed: int = 0, variant: str = "binarized",
-                 device: str = "auto", eval_batch_size: int = 1000, progress: bool | None = None,
+                 dataset: str = "mnist", device: str = "auto", eval_batch_size: int = 1000, progress: bool | None = None,
                  log=None, levels: int | None = None, where: str | None = None) -> None:
         self.name, self.arch, self.config = name, arch, config
         self.train_split, self.val_split = train_split, val_split
         self.out_dir = Path(out_dir)
-        self.seed, self.variant = seed, variant
+        self.seed, self.variant, self.dataset = seed, variant, dataset
         self.device = pick_device(device)
         self.eval_batch_size = eval_batch_size
         self.progress = progress
@@ -299,7 +299,7 @@ class Trainer:
                      else {"optimizers": states})
         return checkpoint.model_payload(
             self.name, self.model, **optimizer, train=asdict(self.config), seed=self.seed,
-            variant=self.variant, epoch=self.state.best_epoch, step=self.state.step,
+            dataset=self.dataset, variant=self.variant, epoch=self.state.best_epoch, step=self.state.step,
             val_nll=self._best_val_nll(),
         )
 
@@ -466,7 +466,8 @@ class Trainer:
         state = self.state
         epochs = [{key: value for key, value in record.items() if key != "seconds"}
                   for record in state.history]
-        return {"epochs": epochs, "model": self.name, "seed": self.seed, "variant": self.variant,
+        return {"epochs": epochs, "model": self.name, "dataset": self.dataset, "seed": self.seed,
+                "variant": self.variant,
                 "num_parameters": self.model.num_parameters(), "steps": state.step,
                 "best_epoch": state.best_epoch, "best_val_nll": self._best_val_nll()}
 
@@ -474,7 +475,8 @@ class Trainer:
         """Wall-clock seconds of the training (resumed runs add up their parts) and the device."""
         state = self.state
         epochs = [record["seconds"] for record in state.history]
-        return {"model": self.name, "seed": self.seed, "device": str(self.device),
+        return {"model": self.name, "dataset": self.dataset, "seed": self.seed,
+                "device": str(self.device),
                 "train_seconds": state.seconds, "validation_seconds": state.validation_seconds,
                 "epoch_seconds": epochs,
                 "seconds_per_epoch": sum(epochs) / len(epochs) if epochs else None}
@@ -508,7 +510,8 @@ def run_phase(run_dir: Path, settings: dict[str, Any], *, data_dir: Path,
         raise ValueError(f"{settings['model']} has no phase {settings['phase']!r} "
                          f"(its phases: {', '.join(phases) or 'none'})")
     phase = phases[settings["phase"]]
-    fit = functools.partial(train, seed=settings["seed"], device=str(device),
+    fit = functools.partial(train, seed=settings["seed"], dataset=settings.get("dataset", "mnist"),
+                            device=str(device),
                             eval_batch_size=settings.get("batch_size", 1000))
     context = PhaseContext(run_dir=Path(run_dir), out_dir=Path(run_dir) / phase.name,
                            data_dir=Path(data_dir), settings=settings, seed=settings["seed"],

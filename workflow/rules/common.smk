@@ -15,10 +15,11 @@ SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}; ")
 
-from genzoo.config import ParamsError, read_params_file, validate_params
-from genzoo.data import RAW_FILES, SPLITS
+from genzoo.config import ParamsError, read_params_file, run_datasets, validate_params
+from genzoo.data import SPLITS, raw_files
+from genzoo.datasets import dataset as dataset_spec
 from genzoo.models import JUDGE, model_class
-from genzoo.settings import seeds_of, trained, write_settings
+from genzoo.settings import datasets_of, runs, seeds_of, trained, write_settings
 from genzoo.settings import undo as undo_settings
 
 PARAMS = "params.yaml"
@@ -102,26 +103,56 @@ onstart:
 
 MODELS = list(config["models"])  # the zoo, as params.yaml lists it
 TRAINED = trained(config)  # everything trained: the zoo and the judge of samples
+DATASETS = run_datasets(config)  # data.dataset, in its order
 ENV = "../envs/genzoo.yaml"  # for --use-conda; relative to the rule files
 
-# One run per (model, seed): its files under these folders; reports/metrics/<model>.json
-# summarizes a model's runs.
-RUN = "data/models/{model}/seed{seed}"
-SETTINGS = "settings/{model}/seed{seed}"
-TIMINGS = "reports/timings/{model}/seed{seed}"  # wall-clock times: not cached by DVC
+# One run per (model, dataset, seed): its files under these folders; the summary of a model's
+# runs on a dataset is reports/metrics/<model>/<dataset>.json. A dataset's own files live under
+# data/raw/<dataset> (its download) and data/processed/<dataset> (its splits).
+RUN = "data/models/{model}/{dataset}/seed{seed}"
+SETTINGS = "settings/{model}/{dataset}/seed{seed}"
+TIMINGS = "reports/timings/{model}/{dataset}/seed{seed}"  # wall-clock times: not cached by DVC
+PROCESSED = "data/processed/{dataset}"
+SUMMARY = "reports/metrics/{model}/{dataset}.json"
 
 
 wildcard_constraints:
     model="|".join(TRAINED),
+    dataset="|".join(DATASETS),
     seed=r"\d+",
 
 
 def runs_of(pattern, models):
-    """`pattern` (with {model} and {seed}) filled in for every run of `models`."""
-    return [pattern.format(model=model, seed=seed) for model in models for seed in seeds_of(config, model)]
+    """`pattern` (with {model}, {dataset} and {seed}) filled in for every run of `models`."""
+    return [pattern.format(model=model, dataset=data, seed=seed)
+            for model in models for data, seed in runs(config, model)]
 
 
-JUDGE_MODEL = runs_of(f"{RUN}/model.pt", [JUDGE])[0]
+def seed_runs(pattern, wildcards):
+    """`pattern` filled in for every seed of the model and dataset of `wildcards`."""
+    return [pattern.format(model=wildcards.model, dataset=wildcards.dataset, seed=seed)
+            for seed in seeds_of(config, wildcards.model)]
+
+
+def summaries_of(models):
+    """The summary of each model of `models` on each dataset it runs on."""
+    return [SUMMARY.format(model=model, dataset=data) for model in models
+            for data in datasets_of(config, model)]
+
+
+def split_files(data):
+    """The processed splits of dataset `data`."""
+    return [f"{PROCESSED}/{split}.npz".format(dataset=data) for split in SPLITS]
+
+
+def raw_paths(source):
+    """The verified raw files of dataset `source` (what its download rule writes)."""
+    return [f"data/raw/{source}/{name}" for name in raw_files(source)]
+
+
+def judge_run(data):
+    """The judge's model on dataset `data` (one run: the data seed's)."""
+    return f"{RUN}/model.pt".format(model=JUDGE, dataset=data, seed=config["seed"])
 
 
 def phases_of(model):
@@ -152,7 +183,7 @@ def timings_files(wildcards):
 
 def judge_input(wildcards):
     """Models whose score uses the judge (label agreement) get it; the others do not wait."""
-    return [JUDGE_MODEL] if model_class(wildcards.model).needs_judge() else []
+    return [judge_run(wildcards.dataset)] if model_class(wildcards.model).needs_judge() else []
 
 
 def previous_phase_files(name):
@@ -183,8 +214,11 @@ def declared_phases():
     return found
 
 
-def mirror_args():
-    return " ".join(f"--mirror {shlex.quote(m)}" for m in config["data"]["mirrors"])
+def mirror_args(source):
+    """The --mirror options of dataset `source`'s download: data.mirrors.<source>, in order, or
+    by default the dataset's official mirrors."""
+    mirrors = config["data"]["mirrors"].get(source, dataset_spec(source).mirrors)
+    return " ".join(f"--mirror {shlex.quote(m)}" for m in mirrors)
 
 
 # -- threads and resources: from the profiles and the machine, never fixed in a rule ----------------

@@ -1,32 +1,52 @@
-# download -> binarize: the four verified MNIST files, then the 50k/10k/10k split.
+# download_<source> -> prepare: each dataset's verified files, then its train/val/test split.
+# A dataset built from another's files (colored_mnist from MNIST's) downloads nothing of its own.
+
+_SOURCES = list(dict.fromkeys(dataset_spec(data).raw_source for data in DATASETS))
 
 
-localrules:
-    download,
+def raw_source(wildcards):
+    return dataset_spec(wildcards.dataset).raw_source
 
 
-rule download:
-    # Runs where the internet is (a login node on a cluster). The mirrors are read inside `run`
-    # on purpose: any good mirror yields the same verified bytes, so editing the list (or
-    # $GENZOO_DATA_MIRROR) reruns nothing.
-    output:
-        expand("data/raw/{name}", name=RAW_FILES),
-    log:
-        "logs/download.log",
-    run:
-        shell(f"python -m genzoo download --quiet --out-dir data/raw {mirror_args()} > {log} 2>&1")
+for _source in _SOURCES:
+
+    rule:
+        # Runs where the internet is (a login node on a cluster). The mirrors are read inside
+        # `run` on purpose: any good mirror yields the same verified bytes, so editing the list
+        # (or the dataset's mirror variable) reruns nothing.
+        name:
+            f"download_{_source}"
+        localrule: True
+        output:
+            raw_paths(_source),
+        params:
+            source=_source,
+        log:
+            f"logs/download/{_source}.log",
+        run:
+            shell(f"python -m genzoo download --quiet --dataset {params.source} "
+                  f"--out-dir data/raw/{params.source} {mirror_args(params.source)} > {log} 2>&1")
 
 
-rule binarize:
+rule prepare:
     input:
-        raw=rules.download.output,
-        settings="settings/data.json",
+        raw=lambda wildcards: raw_paths(raw_source(wildcards)),
+        settings="settings/data/{dataset}.json",
     output:
-        expand("data/processed/{split}.npz", split=SPLITS),
+        expand("data/processed/{{dataset}}/{split}.npz", split=SPLITS),
+    params:
+        raw_dir=lambda wildcards: f"data/raw/{raw_source(wildcards)}",
     conda:
         ENV
     log:
-        "logs/binarize.log",
+        "logs/prepare/{dataset}.log",
     shell:
-        "python -m genzoo binarize --settings {input.settings} --raw-dir data/raw "
-        "--out-dir data/processed > {log} 2>&1"
+        "python -m genzoo prepare --settings {input.settings} --raw-dir {params.raw_dir} "
+        "--out-dir data/processed/{wildcards.dataset} > {log} 2>&1"
+
+
+# Every dataset of the run, downloaded and split (DVC's data stage asks for this).
+rule datasets:
+    localrule: True
+    input:
+        [path for data in DATASETS for path in split_files(data)],

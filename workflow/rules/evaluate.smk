@@ -1,8 +1,8 @@
-# evaluate_<model>: one job per run (model, seed). The model scores itself (exact NLL, a bound,
+# evaluate_<model>: one job per run (model, dataset, seed). The model scores itself (exact NLL, a bound,
 # label agreement with the judge, or the judge's own accuracy) with the evaluate knobs its
 # settings file holds, and every generative model's samples get FID, precision and recall on the
 # judge's features; the seconds that took go to the run's timings, not its metrics.
-# summarize_<model> then gathers a model's runs: mean and std over the seeds.
+# summarize then gathers a model's runs on one dataset: mean and std over the seeds.
 
 
 rule evaluate:
@@ -12,10 +12,10 @@ rule evaluate:
         phases=phase_files,
         timings=timings_files,
         judge=judge_input,
-        test="data/processed/test.npz",
+        test=f"{PROCESSED}/test.npz",
         settings=f"{SETTINGS}/evaluate.json",
     output:
-        metrics="reports/metrics/{model}/seed{seed}.json",
+        metrics="reports/metrics/{model}/{dataset}/seed{seed}.json",
         timings=f"{TIMINGS}/evaluate.json",
     params:
         run_dir=lambda wildcards, input: Path(input.model).parent,
@@ -23,7 +23,7 @@ rule evaluate:
     conda:
         ENV
     log:
-        "logs/evaluate/{model}/seed{seed}.log",
+        "logs/evaluate/{model}/{dataset}/seed{seed}.log",
     threads: job_threads
     shell:
         "python -m genzoo --threads {threads} evaluate --settings {input.settings} "
@@ -37,13 +37,13 @@ localrules:
 
 rule summarize:
     input:
-        runs=lambda wildcards: runs_of("reports/metrics/{model}/seed{seed}.json", [wildcards.model]),
-        settings="settings/{model}/summarize.json",
+        runs=lambda wildcards: seed_runs("reports/metrics/{model}/{dataset}/seed{seed}.json", wildcards),
+        settings="settings/{model}/{dataset}/summarize.json",
     output:
-        "reports/metrics/{model}.json",
+        SUMMARY,
     conda:
         ENV
     log:
-        "logs/summarize/{model}.log",
+        "logs/summarize/{model}/{dataset}.log",
     shell:
         "python -m genzoo summarize --runs {input.runs} --out {output} > {log} 2>&1"

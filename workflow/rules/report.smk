@@ -8,9 +8,9 @@ localrules:
 
 rule report:
     input:
-        metrics=expand("reports/metrics/{model}.json", model=TRAINED),
+        metrics=summaries_of(TRAINED),
         history=runs_of(f"{RUN}/history.json", TRAINED),
-        figures=runs_of("reports/figures/{model}/seed{seed}", MODELS),
+        figures=runs_of("reports/figures/{model}/{dataset}/seed{seed}", MODELS),
         timings=runs_of(f"{TIMINGS}/evaluate.json", MODELS),
         settings="settings/report.json",
     output:

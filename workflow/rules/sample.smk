@@ -1,4 +1,4 @@
-# sample_<model>: one job per run (model, seed): the model's figures (the sample grid, one row per
+# sample_<model>: one job per run (model, dataset, seed): the model's figures (the sample grid, one row per
 # digit for conditional models, and what the model adds: completions, a latent interpolation,
 # reconstructions) and the sample arrays.
 
@@ -7,17 +7,17 @@ rule sample:
     input:
         model=f"{RUN}/model.pt",
         phases=phase_files,
-        test="data/processed/test.npz",
+        test=f"{PROCESSED}/test.npz",
         settings=f"{SETTINGS}/sample.json",
     output:
-        npz="data/samples/{model}/seed{seed}/samples.npz",
-        figures=directory("reports/figures/{model}/seed{seed}"),
+        npz="data/samples/{model}/{dataset}/seed{seed}/samples.npz",
+        figures=directory("reports/figures/{model}/{dataset}/seed{seed}"),
     params:
         run_dir=lambda wildcards, input: Path(input.model).parent,
     conda:
         ENV
     log:
-        "logs/sample/{model}/seed{seed}.log",
+        "logs/sample/{model}/{dataset}/seed{seed}.log",
     threads: job_threads
     shell:
         "python -m genzoo --threads {threads} sample --settings {input.settings} "

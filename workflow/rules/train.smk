@@ -1,4 +1,4 @@
-# train_<model>: one trainer for every model, one job per seed; best checkpoint by validation NLL.
+# train_<model>: one trainer for every model, one job per (dataset, seed); best checkpoint by validation NLL.
 # Then the model's own phases, if it declares any (the VQ-VAE: codes, then the prior fitted on
 # them): one rule per phase name, each job reading its settings file, so editing the section a
 # phase reads reruns that phase and what follows, never the training.
@@ -6,8 +6,8 @@
 
 rule train:
     input:
-        train="data/processed/train.npz",
-        val="data/processed/val.npz",
+        train=f"{PROCESSED}/train.npz",
+        val=f"{PROCESSED}/val.npz",
         settings=f"{SETTINGS}/train.json",
     output:
         model=f"{RUN}/model.pt",
@@ -18,11 +18,12 @@ rule train:
     conda:
         ENV
     log:
-        "logs/train/{model}/seed{seed}.log",
+        "logs/train/{model}/{dataset}/seed{seed}.log",
     threads: job_threads
     shell:
         "python -m genzoo --threads {threads} train --settings {input.settings} "
-        "--data-dir data/processed --out-dir {params.out_dir} --timings {output.timings} > {log} 2>&1"
+        "--data-dir data/processed/{wildcards.dataset} --out-dir {params.out_dir} "
+        "--timings {output.timings} > {log} 2>&1"
 
 
 for _name, (_phase, _models) in declared_phases().items():
@@ -33,7 +34,7 @@ for _name, (_phase, _models) in declared_phases().items():
         input:
             model=f"{RUN}/model.pt",
             previous=previous_phase_files(_name),
-            data=expand("data/processed/{split}.npz", split=SPLITS),
+            data=expand("data/processed/{{dataset}}/{split}.npz", split=SPLITS),
             settings=f"{SETTINGS}/{_name}.json",
         output:
             files=phase_outputs(_phase),
@@ -46,9 +47,9 @@ for _name, (_phase, _models) in declared_phases().items():
         conda:
             ENV
         log:
-            f"logs/{_name}/{{model}}/seed{{seed}}.log",
+            f"logs/{_name}/{{model}}/{{dataset}}/seed{{seed}}.log",
         threads: job_threads
         shell:
             "python -m genzoo --threads {threads} phase --settings {input.settings} "
-            "--run-dir {params.run_dir} --data-dir data/processed {params.timings} "
+            "--run-dir {params.run_dir} --data-dir data/processed/{wildcards.dataset} {params.timings} "
             "> {log} 2>&1"
