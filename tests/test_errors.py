@@ -112,8 +112,8 @@ def test_cli_train_of_a_diverging_run_exits_1_with_one_error_line(tmp_path, proc
     write_settings(validate_params({"models": {"made": {
         "arch": {"hidden": [16]}, "train": {"epochs": 1, "max_steps": 5, "batch_size": 50, "lr": 1e6}}}}),
         tmp_path / "settings")
-    out = tmp_path / "data/models/made/seed0"
-    code = main(["train", "--settings", str(tmp_path / "settings/made/seed0/train.json"),
+    out = tmp_path / "data/models/made/mnist/seed0"
+    code = main(["train", "--settings", str(tmp_path / "settings/made/mnist/seed0/train.json"),
                  "--data-dir", str(processed), "--out-dir", str(out), "--device", "cpu",
                  "--timings", str(tmp_path / "timings.json")])
     assert code == 1

@@ -18,8 +18,8 @@ from conftest import edited, local_mirror, make_project
 pytestmark = pytest.mark.pipeline
 
 MADE = "arch: {hidden: [16]}\n    train: {epochs: 1, max_steps: 5, batch_size: 50}"  # the smoke config's
-MODEL = "data/models/made/seed0/model.pt"
-METRICS = "reports/metrics/made/seed0.json"
+MODEL = "data/models/made/mnist/seed0/model.pt"
+METRICS = "reports/metrics/made/mnist/seed0.json"
 
 
 def snakemake(project: Path, *args: str) -> subprocess.CompletedProcess:
@@ -34,7 +34,7 @@ def snakemake(project: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     project = make_project(tmp_path_factory.mktemp("failures") / "genzoo")
-    result = snakemake(project, "--cores", "2", "data/processed/test.npz")
+    result = snakemake(project, "--cores", "2", "data/processed/mnist/test.npz")
     assert result.returncode == 0, result.output
     return project
 
@@ -59,7 +59,7 @@ def test_a_diverged_training_prints_its_cause_and_leaves_no_model(project):
     with edited(params, MADE, MADE.replace("batch_size: 50}", "batch_size: 50, lr: 1e-3}")):
         result = snakemake(project, "--cores", "2", MODEL)
         assert result.returncode == 0, result.output
-    assert json.loads((project / "settings/made/seed0/train.json").read_text())["train"]["lr"] == 0.001
+    assert json.loads((project / "settings/made/mnist/seed0/train.json").read_text())["train"]["lr"] == 0.001
     assert (project / MODEL).exists()
 
     with edited(params, MADE, MADE.replace("batch_size: 50}", "batch_size: 50, lr: 1000000}")):
@@ -73,7 +73,7 @@ def test_a_diverged_training_prints_its_cause_and_leaves_no_model(project):
     assert "after epoch 1 (step 5) is more than twice the 543.4 nats of a model that learned " \
            "nothing (uniform); try a lower models.made.train.lr (now 1e+06)" in line
     assert not (project / MODEL).exists() and not (project / METRICS).exists()
-    assert not (project / "data/models/made/seed0/history.json").exists()
+    assert not (project / "data/models/made/mnist/seed0/history.json").exists()
     assert "rule evaluate" not in result.output
 
 
@@ -121,19 +121,19 @@ def test_a_target_swallowed_by_configfile(project):
     last = [line for line in missing.output.splitlines() if line.strip()][-1]
     assert "'reports/all.html'" in last  # Snakemake 9.27: "FileNotFoundError: [Errno 2] No such ..."
     (project / "reports/metrics").mkdir(parents=True, exist_ok=True)
-    (project / "reports/metrics/made.json").write_text('{"model": "made", "test_nll_nats": 90.0}')
+    (project / "reports/metrics/made/mnist.json").write_text('{"model": "made", "test_nll_nats": 90.0}')
     try:
         existing = snakemake(project, "--cores", "2", "--configfile", "paper.yaml",
-                             "reports/metrics/made.json")
+                             "reports/metrics/made/mnist.json")
     finally:
-        (project / "reports/metrics/made.json").unlink()
+        (project / "reports/metrics/made/mnist.json").unlink()
     assert existing.returncode == 1
     [line] = error_lines(existing.output, "not a params file")
     assert line == (
-        "--configfile reports/metrics/made.json: not a params file; meant as the target? "
+        "--configfile reports/metrics/made/mnist.json: not a params file; meant as the target? "
         "--configfile takes every path after it: put the target first (snakemake --cores all "
-        "reports/metrics/made.json --configfile paper.yaml) or end the files with -- (snakemake "
-        "--cores all --configfile paper.yaml -- reports/metrics/made.json)")
+        "reports/metrics/made/mnist.json --configfile paper.yaml) or end the files with -- (snakemake "
+        "--cores all --configfile paper.yaml -- reports/metrics/made/mnist.json)")
     assert settings_snapshot(project) == before
     ended = snakemake(project, "--cores", "2", "-n", "--configfile", "paper.yaml", "--", MODEL)
     assert ended.returncode == 0, ended.output

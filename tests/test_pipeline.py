@@ -88,7 +88,7 @@ def load(project: Path, path: str) -> dict:
 def test_pipeline_writes_report_metrics_and_samples(project):
     html = (project / "reports/all.html").read_text()
     for model in ZOO:
-        metrics = load(project, f"reports/metrics/{model}.json")
+        metrics = load(project, f"reports/metrics/{model}/mnist.json")
         assert metrics["seeds"] == SEEDS.get(model, [0])
         if MODELS[model].nll_kind == "none":  # a GAN: the judge's label histogram instead
             assert "test_nll_nats" not in metrics and metrics["best_val_nll"] is None
@@ -100,12 +100,12 @@ def test_pipeline_writes_report_metrics_and_samples(project):
             assert metrics["label_histogram_kl_nats"] >= 0
         for seed in metrics["seeds"]:
             for figure in FIGURES.get(model, COMPLETIONS):
-                png = project / f"reports/figures/{model}/seed{seed}/{figure}"
+                png = project / f"reports/figures/{model}/mnist/seed{seed}/{figure}"
                 assert png.read_bytes()[:4] == b"\x89PNG"
         assert f'id="{model}"' in html
-    agreement = load(project, "reports/metrics/cond_gated_pixelcnn.json")
+    agreement = load(project, "reports/metrics/cond_gated_pixelcnn/mnist.json")
     assert 0 <= agreement["label_agreement"] <= 1 and agreement["agreement_samples"] == 20
-    classifier = load(project, "reports/metrics/classifier.json")
+    classifier = load(project, "reports/metrics/classifier/mnist.json")
     assert classifier["seeds"] == [0] and classifier["test_accuracy"] > 0.5  # 40 steps beat chance
     assert "Larochelle &amp; Murray 2011" in html and "pytorch-generative" in html
     assert "label agreement" in html
@@ -113,41 +113,41 @@ def test_pipeline_writes_report_metrics_and_samples(project):
     assert html.count("data:image/png;base64,") == sum(1 + len(FIGURES.get(model, COMPLETIONS))
                                                        for model in ZOO) + 1
     for model in ZOO:  # every model's samples scored on the judge's features, timed apart
-        metrics = load(project, f"reports/metrics/{model}/seed0.json")
+        metrics = load(project, f"reports/metrics/{model}/mnist/seed0.json")
         assert metrics["fid"] >= 0 and metrics["fid_samples"] == 20
         assert 0 <= metrics["precision"] <= 1 and 0 <= metrics["recall"] <= 1
-        assert load(project, f"reports/timings/{model}/seed0/evaluate.json")["seconds_per_sample"] > 0
+        assert load(project, f"reports/timings/{model}/mnist/seed0/evaluate.json")["seconds_per_sample"] > 0
     assert classifier["floor_fid"] >= 0 and classifier["floor_fid_samples"] == 20
     assert '<tr class="floor">' in html
 
 
 def test_seeds_fan_out_into_runs_and_the_report_shows_mean_and_std(project):
-    runs = [load(project, f"reports/metrics/nade/seed{seed}.json") for seed in (0, 1)]
+    runs = [load(project, f"reports/metrics/nade/mnist/seed{seed}.json") for seed in (0, 1)]
     assert [run["seed"] for run in runs] == [0, 1]
     nll = [run["test_nll_nats"] for run in runs]
     assert nll[0] != nll[1]  # other seed, other initialisation, batch order and bits
-    summary = load(project, "reports/metrics/nade.json")
+    summary = load(project, "reports/metrics/nade/mnist.json")
     assert summary["test_nll_nats"] == pytest.approx(sum(nll) / 2)
     assert summary["std"]["test_nll_nats"] == pytest.approx(abs(nll[0] - nll[1]) / 2 ** 0.5)
     assert summary["runs"] == runs and summary["num_parameters"] == runs[0]["num_parameters"]
     for seed in (0, 1):  # each run its own checkpoint and samples
-        assert load(project, f"data/models/nade/seed{seed}/history.json")["seed"] == seed
-        assert (project / f"data/samples/nade/seed{seed}/samples.npz").is_file()
+        assert load(project, f"data/models/nade/mnist/seed{seed}/history.json")["seed"] == seed
+        assert (project / f"data/samples/nade/mnist/seed{seed}/samples.npz").is_file()
     html = (project / "reports/all.html").read_text()
     assert f"{summary['test_nll_nats']:.2f} ± {summary['std']['test_nll_nats']:.2f}" in html
     assert "2 seeds" in html
 
 
 def test_latent_models_report_their_bounds_and_codes(project):
-    vae = load(project, "reports/metrics/vae.json")
+    vae = load(project, "reports/metrics/vae/mnist.json")
     assert vae["nll_kind"] == "bound" and vae["iwae_k"] == 20
     assert vae["test_nll_nats"] <= vae["neg_elbo_nats"] + 1.0  # IWAE (k = 20) beats the ELBO
-    vqvae = load(project, "reports/metrics/vqvae.json")
+    vqvae = load(project, "reports/metrics/vqvae/mnist.json")
     assert vqvae["test_nll_nats"] == pytest.approx(
         vqvae["reconstruction_nll_nats"] + vqvae["prior_nll_nats"])
     assert 1 <= vqvae["code_perplexity"] <= vqvae["codes"] == 8 and vqvae["prior_model"] == "gated_pixelcnn"
     for split in ("train", "val", "test"):
-        with np.load(project / f"data/models/vqvae/seed0/codes/{split}.npz") as codes:
+        with np.load(project / f"data/models/vqvae/mnist/seed0/codes/{split}.npz") as codes:
             assert codes["gray"].shape[1:] == (7, 7) and int(codes["levels"]) == 8
     html = (project / "reports/all.html").read_text()
     assert "Burda, Grosse &amp; Salakhutdinov 2016" in html and "86.76" in html and "84.78" in html
@@ -155,10 +155,10 @@ def test_latent_models_report_their_bounds_and_codes(project):
 
 
 def test_pixelvae_and_pix2pix_report_their_own_scores(project):
-    pixelvae = load(project, "reports/metrics/pixelvae.json")
+    pixelvae = load(project, "reports/metrics/pixelvae/mnist.json")
     assert pixelvae["nll_kind"] == "bound" and pixelvae["iwae_k"] == 2  # its test_k caps iwae_k
     assert pixelvae["latent_kl_nats"] >= 0 and pixelvae["neg_elbo_nats"] > 0
-    pix2pix = load(project, "reports/metrics/pix2pix.json")
+    pix2pix = load(project, "reports/metrics/pix2pix/mnist.json")
     assert pix2pix["tasks"] == ["superres", "completion"] and pix2pix["test_images"] == 10_000
     for task in pix2pix["tasks"]:
         assert 0 <= pix2pix[f"{task}_l1"] <= 1 and 0 <= pix2pix[f"{task}_pixel_error"] <= 1
@@ -203,14 +203,14 @@ def test_editing_only_the_prior_refits_it_and_keeps_the_autoencoder(project):
 
 def test_autoencoders_score_reconstructions_and_sample_through_their_mixture(project):
     for model in ("ae", "dae"):
-        metrics = load(project, f"reports/metrics/{model}.json")
+        metrics = load(project, f"reports/metrics/{model}/mnist.json")
         assert metrics["nll_kind"] == "none" and metrics["mixture_components"] == 3
         assert 0 < metrics["reconstruction_nll_nats"] < 784 and 0 <= metrics["reconstruction_pixel_error"] <= 1
-        with np.load(project / f"data/models/{model}/seed0/mixture/mixture.npz") as mixture:
+        with np.load(project / f"data/models/{model}/mnist/seed0/mixture/mixture.npz") as mixture:
             assert mixture["means"].shape == (3, metrics["latent"])
-    dae = load(project, "reports/metrics/dae.json")
+    dae = load(project, "reports/metrics/dae/mnist.json")
     assert dae["corruption"] == "salt_and_pepper" and 0 < dae["corrupted_pixel_error"] < 0.2
-    cppn = load(project, "reports/metrics/cppn.json")
+    cppn = load(project, "reports/metrics/cppn/mnist.json")
     assert cppn["nll_kind"] == "bound" and cppn["iwae_k"] == 5  # arch.test_k caps evaluate.iwae_k
     html = (project / "reports/all.html").read_text()
     assert "sampler" in html and "denoising" in html and "a CPPN" in html
@@ -263,8 +263,8 @@ def test_an_interrupted_retrain_is_redone_by_the_same_command(project):
     """Stop a retrain with SIGTERM: rerunning the same command retrains and the report shows the
     new model, never the old one (no stale results behind 'Nothing to be done')."""
     params = project / "params.yaml"
-    old = load(project, "reports/metrics/made.json")["num_parameters"]
-    log = project / "logs/train/made/seed0.log"
+    old = load(project, "reports/metrics/made/mnist.json")["num_parameters"]
+    log = project / "logs/train/made/mnist/seed0.log"
     with edited(params, "arch: {hidden: [16]}\n    train: {epochs: 1, max_steps: 5, batch_size: 50}",
                 "arch: {hidden: [256]}\n    train: {epochs: 1, max_steps: 1000, batch_size: 50}"):
         process = subprocess.Popen(["snakemake", "--cores", "1", "reports/all.html"], cwd=project,
@@ -279,11 +279,11 @@ def test_an_interrupted_retrain_is_redone_by_the_same_command(project):
         assert process.returncode != 0
         result = snakemake(project, "reports/all.html")  # the same command again
         assert "Nothing to be done" not in result.stdout + result.stderr
-        new = load(project, "reports/metrics/made.json")
+        new = load(project, "reports/metrics/made/mnist.json")
         assert new["num_parameters"] != old and new["steps"] == 1000
         assert str(new["num_parameters"]) in (project / "reports/all.html").read_text().replace(",", "")
     snakemake(project, "reports/all.html")  # back to the smoke settings for the other tests
-    assert load(project, "reports/metrics/made.json")["num_parameters"] == old
+    assert load(project, "reports/metrics/made/mnist.json")["num_parameters"] == old
 
 
 def stage_log(project: Path, *args: str) -> tuple[set[str], float]:
@@ -296,7 +296,7 @@ def stage_log(project: Path, *args: str) -> tuple[set[str], float]:
 def fingerprints(project: Path) -> dict[str, tuple[bytes, int]]:
     """Every model.pt's bytes and mtime."""
     return {str(path.relative_to(project)): (path.read_bytes(), path.stat().st_mtime_ns)
-            for path in sorted(project.glob("data/models/*/seed*/**/model.pt"))}
+            for path in sorted(project.glob("data/models/*/mnist/seed*/**/model.pt"))}
 
 
 def locked_hash(project: Path, stage: str, out: str) -> str:
@@ -344,7 +344,7 @@ def test_dvc_reruns_exactly_what_an_edit_affects(project, tmp_path):
     ran, seconds = stage_log(copy)
     assert {"settings", "data", "classifier", "report"} | {f"model@{m}" for m in ZOO} == ran
     for model in RETRAINED_BY_DVC:  # same seeds, same code: the same numbers through either runner
-        ours, theirs = load(copy, f"reports/metrics/{model}.json"), load(project, f"reports/metrics/{model}.json")
+        ours, theirs = load(copy, f"reports/metrics/{model}/mnist.json"), load(project, f"reports/metrics/{model}/mnist.json")
         assert [run["test_nll_nats"] for run in ours["runs"]] == [run["test_nll_nats"] for run in theirs["runs"]]
     assert "up to date" in run(copy, "dvc", "status").stdout
     vae_lock = locked_hash(copy, "model@vae", "data/models/vae")
@@ -355,7 +355,7 @@ def test_dvc_reruns_exactly_what_an_edit_affects(project, tmp_path):
         print(f"evaluate.iwae_k edit: dvc repro ran {sorted(ran)} in {seconds:.1f} s")
         assert ran == {"settings", "report"} | {f"model@{m}" for m in IWAE_MODELS}
         assert fingerprints(copy) == before  # no model retrained: bytes and mtimes kept
-        assert load(copy, "reports/metrics/vae.json")["iwae_k"] == 30
+        assert load(copy, "reports/metrics/vae/mnist.json")["iwae_k"] == 30
     stage_log(copy)
 
     before = fingerprints(copy)
@@ -366,15 +366,15 @@ def test_dvc_reruns_exactly_what_an_edit_affects(project, tmp_path):
         after = fingerprints(copy)
         retrained = {path for path in after if after[path][1] != before[path][1]}
         # the VAE and the models built on its code alone retrained...
-        assert retrained == {f"data/models/{m}/seed0/model.pt" for m in VAE_MODELS}
+        assert retrained == {f"data/models/{m}/mnist/seed0/model.pt" for m in VAE_MODELS}
         assert all(after[path][0] == before[path][0] for path in retrained)  # ...to the same bytes
         assert locked_hash(copy, "model@vae", "data/models/vae") == vae_lock  # history.json too
     stage_log(copy)
 
     metrics = run(copy, "dvc", "metrics", "show").stdout
-    assert "reports/metrics/made.json" in metrics and "test_nll_nats" in metrics
+    assert "reports/metrics/made/mnist.json" in metrics and "test_nll_nats" in metrics
     plots = run(copy, "dvc", "plots", "show", "--json").stdout
-    assert "data/models/made/seed0/history.json" in plots and "val_nll" in plots
+    assert "data/models/made/mnist/seed0/history.json" in plots and "val_nll" in plots
 
     run(copy, "git", "add", "-A")
     run(copy, "git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "smoke")
@@ -386,7 +386,7 @@ def test_dvc_reruns_exactly_what_an_edit_affects(project, tmp_path):
         for experiment in [commit, *[e for group in commit.get("experiments") or [] for e in group["revs"]]]:
             data = (experiment.get("data") or {})
             params = data.get("params", {}).get("params.yaml", {}).get("data", {})
-            made = data.get("metrics", {}).get("reports/metrics/made.json", {}).get("data", {})
+            made = data.get("metrics", {}).get("reports/metrics/made/mnist.json", {}).get("data", {})
             if params and made:
                 batch_sizes.add(params["models"]["made"]["train"]["batch_size"])
                 nlls.add(made["test_nll_nats"])
@@ -419,7 +419,8 @@ def test_dvc_stage_deps_cover_every_job_input(project):
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     checks = {"classifier": (stages["classifier"], lambda job: job["rule"] == "classifier"
                              or job["wildcards"].get("model") == "classifier")}
-    checks["data"] = (stages["data"], lambda job: job["rule"] in ("download", "binarize"))
+    checks["data"] = (stages["data"], lambda job: job["rule"].startswith("download_")
+                      or job["rule"] in ("prepare", "datasets"))
     checks["report"] = (stages["report"], lambda job: job["rule"] == "report")
     for m in ZOO:
         stage = {key: ([d.replace("${key}", m) for d in value] if key == "deps" else

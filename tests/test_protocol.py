@@ -61,7 +61,7 @@ def stage_files() -> list[Path]:
     ('label = f"{prefix}" if flag else f"vqvae"\n', [(1, "vqvae")]),
     ("models = [\n    'pixelcnn',\n]\n", [(2, "pixelcnn")]),
     ('if name == "classifier":\n    pass\n', [(1, "classifier")]),
-    ('rule train:\n    input:\n        "data/models/{model}/seed0/model.pt",\n    params:\n'
+    ('rule train:\n    input:\n        "data/models/{model}/mnist/seed0/model.pt",\n    params:\n'
      '        kind="gated_pixelcnn",\n', [(5, "gated_pixelcnn")]),  # Snakemake syntax
     ('# the "vae" and "made" models are fine in a comment\nx = 1  # so is "nade"\n', []),
     ('"""How the vae scores itself."""\npath = "models/vae.py"\nname = "vaes"\n', []),

@@ -168,7 +168,7 @@ def test_cli_refuses_a_vqvae_evaluation_without_prior(vqvae_run, tmp_path, capsy
     _, processed, run_dir, _ = vqvae_run
     bare = without_prior(run_dir, tmp_path / "bare")
     write_settings(validate_params(PARAMS), tmp_path / "settings")
-    code = main(["evaluate", "--settings", str(tmp_path / "settings/vqvae/seed0/evaluate.json"),
+    code = main(["evaluate", "--settings", str(tmp_path / "settings/vqvae/mnist/seed0/evaluate.json"),
                  "--run-dir", str(bare), "--test", str(processed / "test.npz"),
                  "--out", str(tmp_path / "m.json"), "--device", "cpu"])
     error = capsys.readouterr().err

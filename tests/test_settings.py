@@ -73,32 +73,32 @@ def test_the_first_write_writes_every_file_and_the_second_nothing(tmp_path):
     folder = tmp_path / "settings"
     first = write(params(), folder)
     assert first == {str(path) for path in all_settings(params())}
-    assert {"data.json", "report.json", "made/seed0/train.json", "made/seed1/train.json",
-            "made/summarize.json", "vqvae/seed0/codes.json", "vqvae/seed0/prior.json",
-            "classifier/seed5/train.json", "classifier/seed5/evaluate.json"} <= first
+    assert {"data/mnist.json", "report.json", "made/mnist/seed0/train.json", "made/mnist/seed1/train.json",
+            "made/mnist/summarize.json", "vqvae/mnist/seed0/codes.json", "vqvae/mnist/seed0/prior.json",
+            "classifier/mnist/seed5/train.json", "classifier/mnist/seed5/evaluate.json"} <= first
     before = snapshot(folder)
     assert write(params(), folder) == set()
     assert snapshot(folder) == before  # same bytes, same modification times
 
 
 @pytest.mark.parametrize("edit, value, expected", [
-    ("evaluate.iwae_k", 7, {"vae/seed0/evaluate.json"}),
-    ("evaluate.agreement_samples", 30, {"cond_gated_pixelcnn/seed0/evaluate.json"}),
-    ("evaluate.fid_samples", 50, {"made/seed0/evaluate.json", "made/seed1/evaluate.json",
-                                  "nade/seed0/evaluate.json", "vae/seed0/evaluate.json",
-                                  "vqvae/seed0/evaluate.json", "ddpm/seed0/evaluate.json",
-                                  "cond_gated_pixelcnn/seed0/evaluate.json",
-                                  "classifier/seed5/floor.json"}),
-    ("evaluate.bound_timesteps", 4, {"ddpm/seed0/evaluate.json"}),
-    ("models.made.arch.hidden", [16], {"made/seed0/train.json", "made/seed1/train.json"}),
-    ("models.made.train.lr", 0.01, {"made/seed0/train.json", "made/seed1/train.json"}),
-    ("models.made.sample.n", 4, {"made/seed0/sample.json", "made/seed1/sample.json"}),
-    ("models.vqvae.prior.arch.channels", 8, {"vqvae/seed0/prior.json"}),
-    ("models.vqvae.prior.train.lr", 0.01, {"vqvae/seed0/prior.json"}),
-    ("models.vqvae.arch.codes", 16, {"vqvae/seed0/train.json"}),
-    ("classifier.train.lr", 0.01, {"classifier/seed5/train.json"}),
+    ("evaluate.iwae_k", 7, {"vae/mnist/seed0/evaluate.json"}),
+    ("evaluate.agreement_samples", 30, {"cond_gated_pixelcnn/mnist/seed0/evaluate.json"}),
+    ("evaluate.fid_samples", 50, {"made/mnist/seed0/evaluate.json", "made/mnist/seed1/evaluate.json",
+                                  "nade/mnist/seed0/evaluate.json", "vae/mnist/seed0/evaluate.json",
+                                  "vqvae/mnist/seed0/evaluate.json", "ddpm/mnist/seed0/evaluate.json",
+                                  "cond_gated_pixelcnn/mnist/seed0/evaluate.json",
+                                  "classifier/mnist/seed5/floor.json"}),
+    ("evaluate.bound_timesteps", 4, {"ddpm/mnist/seed0/evaluate.json"}),
+    ("models.made.arch.hidden", [16], {"made/mnist/seed0/train.json", "made/mnist/seed1/train.json"}),
+    ("models.made.train.lr", 0.01, {"made/mnist/seed0/train.json", "made/mnist/seed1/train.json"}),
+    ("models.made.sample.n", 4, {"made/mnist/seed0/sample.json", "made/mnist/seed1/sample.json"}),
+    ("models.vqvae.prior.arch.channels", 8, {"vqvae/mnist/seed0/prior.json"}),
+    ("models.vqvae.prior.train.lr", 0.01, {"vqvae/mnist/seed0/prior.json"}),
+    ("models.vqvae.arch.codes", 16, {"vqvae/mnist/seed0/train.json"}),
+    ("classifier.train.lr", 0.01, {"classifier/mnist/seed5/train.json"}),
     ("report.title", "another zoo", {"report.json"}),
-    ("data.val_size", 5000, {"data.json"}),
+    ("data.val_size", 5000, {"data/mnist.json"}),
 ])
 def test_an_edit_rewrites_only_the_files_of_the_jobs_that_read_it(root, edit, value, expected):
     before = snapshot(root)
@@ -110,38 +110,38 @@ def test_an_edit_rewrites_only_the_files_of_the_jobs_that_read_it(root, edit, va
 def test_a_new_seed_or_model_adds_its_files_and_touches_no_other_run(root):
     before = snapshot(root)
     result = write(params(**{"models.nade.seeds": [0, 3]}), root)
-    assert result == {"nade/seed3/train.json", "nade/seed3/evaluate.json", "nade/seed3/sample.json",
-                      "nade/summarize.json"}
+    assert result == {"nade/mnist/seed3/train.json", "nade/mnist/seed3/evaluate.json", "nade/mnist/seed3/sample.json",
+                      "nade/mnist/summarize.json"}
     result = write(params(**{"models.nade.seeds": [0, 3], "models.independent": {}}), root)
-    assert result == {"independent/seed0/train.json", "independent/seed1/train.json",
-                      "independent/seed0/evaluate.json", "independent/seed1/evaluate.json",
-                      "independent/seed0/sample.json", "independent/seed1/sample.json",
-                      "independent/summarize.json", "report.json"}
+    assert result == {"independent/mnist/seed0/train.json", "independent/mnist/seed1/train.json",
+                      "independent/mnist/seed0/evaluate.json", "independent/mnist/seed1/evaluate.json",
+                      "independent/mnist/seed0/sample.json", "independent/mnist/seed1/sample.json",
+                      "independent/mnist/summarize.json", "report.json"}
     after = snapshot(root)
-    rewritten = {"report.json", "nade/summarize.json"}  # the report's and nade's lists of runs
+    rewritten = {"report.json", "nade/mnist/summarize.json"}  # the report's and nade's lists of runs
     assert all(after[key] == value for key, value in before.items() if key not in rewritten)
 
 
 def test_a_job_holds_only_the_params_it_uses(root):
-    made = json.loads((root / "made/seed1/train.json").read_text())
-    assert set(made) == {"model", "seed", "variant", "arch", "train", "eval_batch_size", "sources"}
+    made = json.loads((root / "made/mnist/seed1/train.json").read_text())
+    assert set(made) == {"model", "dataset", "seed", "variant", "arch", "train", "eval_batch_size", "sources"}
     assert (made["model"], made["seed"], made["variant"]) == ("made", 1, "binarized")
     assert made["arch"] == params()["models"]["made"]["arch"]
-    evaluate = {name: json.loads((root / f"{name}/seed0/evaluate.json").read_text())
+    evaluate = {name: json.loads((root / f"{name}/mnist/seed0/evaluate.json").read_text())
                 for name in ("made", "vae", "vqvae", "cond_gated_pixelcnn", "ddpm")}
-    knobs = {name: set(job) - {"model", "seed", "variant", "sources"} for name, job in evaluate.items()}
+    knobs = {name: set(job) - {"model", "dataset", "seed", "variant", "sources"} for name, job in evaluate.items()}
     quality = {"fid_samples", "pr_neighbours"}  # every generative model's samples are scored
     assert knobs == {"made": {"batch_size"} | quality,
                      "vae": {"batch_size", "iwae_k", "iwae_batch_size"} | quality,
                      "vqvae": {"batch_size"} | quality,
                      "cond_gated_pixelcnn": {"batch_size", "agreement_samples"} | quality,
                      "ddpm": {"batch_size", "bound_timesteps"} | quality}
-    sample = json.loads((root / "made/seed0/sample.json").read_text())
-    assert set(sample) == {"model", "seed", "variant", "sample", "sources"}
+    sample = json.loads((root / "made/mnist/seed0/sample.json").read_text())
+    assert set(sample) == {"model", "dataset", "seed", "variant", "sample", "sources"}
 
 
 def test_the_judges_settings(root):
-    folder = root / "classifier"
+    folder = root / "classifier/mnist"
     assert sorted(path.name for path in folder.iterdir()) == ["seed5", "summarize.json"]
     assert sorted(path.name for path in (folder / "seed5").iterdir()) == ["evaluate.json",
                                                                          "floor.json", "train.json"]
@@ -150,9 +150,9 @@ def test_the_judges_settings(root):
     assert train["arch"] == params()["classifier"]["arch"]
     assert train["train"] == params()["classifier"]["train"]
     evaluate = json.loads((folder / "seed5/evaluate.json").read_text())
-    assert set(evaluate) == {"model", "seed", "variant", "batch_size", "sources"}
+    assert set(evaluate) == {"model", "dataset", "seed", "variant", "batch_size", "sources"}
     floor = json.loads((folder / "seed5/floor.json").read_text())
-    assert set(floor) == {"model", "seed", "variant", "phase", "batch_size", "fid_samples",
+    assert set(floor) == {"model", "dataset", "seed", "variant", "phase", "batch_size", "fid_samples",
                           "pr_neighbours", "sources"}
     assert "genzoo/quality.py" in floor["sources"]
     assert json.loads((folder / "summarize.json").read_text())["seeds"] == [5]
@@ -161,22 +161,22 @@ def test_the_judges_settings(root):
 
 def test_the_vqvae_phases_read_only_their_section(root):
     section = params()["models"]["vqvae"]
-    codes = json.loads((root / "vqvae/seed0/codes.json").read_text())
-    prior = json.loads((root / "vqvae/seed0/prior.json").read_text())
-    common = {"model", "seed", "variant", "phase", "batch_size", "sources"}
+    codes = json.loads((root / "vqvae/mnist/seed0/codes.json").read_text())
+    prior = json.loads((root / "vqvae/mnist/seed0/prior.json").read_text())
+    common = {"model", "dataset", "seed", "variant", "phase", "batch_size", "sources"}
     assert set(codes) == common and codes["phase"] == "codes"
     assert set(prior) == common | {"prior"} and prior["phase"] == "prior"
     assert prior["prior"] == section["prior"] and prior["prior"]["arch"]["channels"] == 4
     # The prior's own network file is a source of the jobs that build it, not of the codes.
     assert "genzoo/models/gated_pixelcnn.py" in prior["sources"]
     assert "genzoo/models/vqvae.py" in codes["sources"] and "genzoo/train.py" in codes["sources"]
-    evaluate = json.loads((root / "vqvae/seed0/evaluate.json").read_text())
+    evaluate = json.loads((root / "vqvae/mnist/seed0/evaluate.json").read_text())
     assert "genzoo/models/gated_pixelcnn.py" in evaluate["sources"]
     # Another kind of prior: its file becomes a source of the prior, evaluate and sample jobs.
     result = write(params(**{"models.vqvae.prior.kind": "cond_gated_pixelcnn"}), root)
-    assert result == {"vqvae/seed0/prior.json", "vqvae/seed0/evaluate.json",
-                      "vqvae/seed0/sample.json"}
-    prior = json.loads((root / "vqvae/seed0/prior.json").read_text())
+    assert result == {"vqvae/mnist/seed0/prior.json", "vqvae/mnist/seed0/evaluate.json",
+                      "vqvae/mnist/seed0/sample.json"}
+    prior = json.loads((root / "vqvae/mnist/seed0/prior.json").read_text())
     assert "genzoo/models/cond_gated_pixelcnn.py" in prior["sources"]
 
 
@@ -225,8 +225,8 @@ def test_editing_a_source_file_changes_the_settings_of_the_jobs_that_import_it(t
     trains = {"made/seed0", "made/seed1", "nade/seed0", "vae/seed0", "vqvae/seed0",
               "cond_gated_pixelcnn/seed0", "ddpm/seed0", "classifier/seed5"}
     assert write(params(), folder) == (
-        {f"{run}/train.json" for run in trains} | {"vqvae/seed0/codes.json", "vqvae/seed0/prior.json",
-                                                   "classifier/seed5/floor.json"})
+        {f"{run}/train.json" for run in trains} | {"vqvae/mnist/seed0/codes.json", "vqvae/mnist/seed0/prior.json",
+                                                   "classifier/mnist/seed5/floor.json"})
 
     with open(package_copy / "templates" / "report.html.j2", "a") as handle:
         handle.write("\n")

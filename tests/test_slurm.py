@@ -145,7 +145,7 @@ def test_profile_runs_the_pipeline_through_sbatch(slurm_cluster, tmp_path):
         # The local reference run shares the CPUs with the SLURM jobs but fills the polling gaps.
         # It stops at the metrics: the comparison needs no samples or report.
         reference = snakemake(local, "--cores", "2",
-                              *(f"reports/metrics/{model}.json" for model in ZOO),
+                              *(f"reports/metrics/{model}/mnist.json" for model in ZOO),
                               *ONE_THREAD, background=True)  # after the targets: it takes several
         run = slurm_run(cluster, "reports/all.html")
         reference.wait(timeout=RUN_TIMEOUT + 30)
@@ -169,18 +169,18 @@ def test_profile_runs_the_pipeline_through_sbatch(slurm_cluster, tmp_path):
         for rule, wildcards in REMOTE_RULES.items() for w in wildcards)
     assert {job["state"] for job in jobs} == {"COMPLETED"}
 
-    for path in ["reports/all.html", "data/samples/made/seed0/samples.npz",
-                 "reports/figures/nade/seed1/samples.png", "data/models/made/seed0/model.pt"]:
+    for path in ["reports/all.html", "data/samples/made/mnist/seed0/samples.npz",
+                 "reports/figures/nade/mnist/seed1/samples.png", "data/models/made/mnist/seed0/model.pt"]:
         assert (cluster / path).is_file(), path
     for model in ZOO:
-        on_slurm = json.loads((cluster / f"reports/metrics/{model}.json").read_text())
-        on_laptop = json.loads((local / f"reports/metrics/{model}.json").read_text())
+        on_slurm = json.loads((cluster / f"reports/metrics/{model}/mnist.json").read_text())
+        on_laptop = json.loads((local / f"reports/metrics/{model}/mnist.json").read_text())
         assert on_slurm["seeds"] == on_laptop["seeds"] == SEEDS.get(model, [0]), model
         for score in ("test_nll_nats", "label_histogram",  # a GAN has no NLL, only a histogram
                       "superres_l1", "completion_l1"):  # an image-to-image model its errors
             assert on_slurm.get(score) == on_laptop.get(score), (model, score)
         for seed in on_slurm["seeds"]:
-            run = f"data/models/{model}/seed{seed}/model.pt"
+            run = f"data/models/{model}/mnist/seed{seed}/model.pt"
             assert (cluster / run).read_bytes() == (local / run).read_bytes(), run
     assert not list(cluster.glob("data/models/*/*/resume.pt"))
 
@@ -188,7 +188,7 @@ def test_profile_runs_the_pipeline_through_sbatch(slurm_cluster, tmp_path):
 def data_done(slurm_cluster, tmp_path_factory):
     """A project copy whose data stages already ran (locally), once for the module."""
     root = make_project(tmp_path_factory.mktemp("data") / "project")
-    done = snakemake(root, "--cores", "1", "data/processed/train.npz", timeout=120)
+    done = snakemake(root, "--cores", "1", "data/processed/mnist/train.npz", timeout=120)
     assert done.returncode == 0, done.stdout[-3000:]
     return root
 
@@ -206,18 +206,18 @@ def assert_failed_cleanly(run, root: Path, model: str) -> None:
     """The train job of `model`'s seed-0 run failed, left no output, and the run names its logs."""
     assert run.returncode not in (0, 124, 137), run.stdout[-5000:]  # failed, not timed out
     for name in ("model.pt", "history.json"):
-        assert not (root / f"data/models/{model}/seed0/{name}").exists(), name
+        assert not (root / f"data/models/{model}/mnist/seed0/{name}").exists(), name
     slurm_logs = list((root / f".snakemake/slurm_logs/rule_train/{model}_0").glob("*.log"))
     assert len(slurm_logs) == 1, slurm_logs
     log = slurm_logs[0].relative_to(root)
     assert str(log) in run.stdout, f"SLURM log {log} not named in:\n{run.stdout[-5000:]}"
-    assert f"logs/train/{model}/seed0.log" in run.stdout, run.stdout[-5000:]
+    assert f"logs/train/{model}/mnist/seed0.log" in run.stdout, run.stdout[-5000:]
 
 
 def test_failing_job_fails_the_run(prepared):
     # A corrupted input: the train job starts on the cluster and exits non-zero.
-    (prepared / "data/processed/train.npz").write_bytes(b"not an npz file")
-    run = slurm_run(prepared, "data/models/made/seed0/model.pt", "--retries", "0")
+    (prepared / "data/processed/mnist/train.npz").write_bytes(b"not an npz file")
+    run = slurm_run(prepared, "data/models/made/mnist/seed0/model.pt", "--retries", "0")
     assert_failed_cleanly(run, prepared, "made")
     assert "Error in rule train" in run.stdout
     [job] = our_jobs(prepared)
@@ -242,7 +242,7 @@ def when_training(root: Path, run, act) -> None:
             if time.monotonic() > deadline:
                 pytest.fail("the train job did not start training within 180 s")
             running = [job for job in our_jobs(root) if job["state"] == "RUNNING"]
-            log = root / "logs/train/made/seed0.log"
+            log = root / "logs/train/made/mnist/seed0.log"
             # The trainer prints "training made" once the stop signals are handled.
             if running and log.exists() and "training made" in log.read_text():
                 time.sleep(3)
@@ -259,20 +259,20 @@ def when_training(root: Path, run, act) -> None:
 
 def test_cancelled_job_fails_the_run(prepared):
     # The profile's own retries: a job the user cancels must not be resubmitted.
-    run = slurm_run(prepared, "data/models/made/seed0/model.pt", *slow_training(prepared),
+    run = slurm_run(prepared, "data/models/made/mnist/seed0/model.pt", *slow_training(prepared),
                     background=True)
     when_training(prepared, run, lambda job: subprocess.run(["scancel", job], check=True))
     assert_failed_cleanly(run, prepared, "made")
     assert len(our_jobs(prepared)) == 1, our_jobs(prepared)  # never resubmitted
     assert "SLURM status is: 'CANCELLED'" in run.stdout
     # SLURM's SIGTERM reached the trainer, which saved its state for a rerun.
-    assert "stopped by signal SIGTERM" in (prepared / "logs/train/made/seed0.log").read_text()
-    assert (prepared / "data/models/made/seed0/resume.pt").is_file()
+    assert "stopped by signal SIGTERM" in (prepared / "logs/train/made/mnist/seed0.log").read_text()
+    assert (prepared / "data/models/made/mnist/seed0/resume.pt").is_file()
 
 
 def test_time_limit_warning_requeues_the_job_which_resumes(prepared):
     # What the profile's --signal=USR1@120 does 120 s before the time limit, sent now.
-    run = slurm_run(prepared, "data/models/made/seed0/model.pt", *slow_training(prepared, 6),
+    run = slurm_run(prepared, "data/models/made/mnist/seed0/model.pt", *slow_training(prepared, 6),
                     background=True)
     when_training(prepared, run, lambda job: subprocess.run(["scancel", "--signal=USR1", job],
                                                            check=True))
@@ -282,18 +282,18 @@ def test_time_limit_warning_requeues_the_job_which_resumes(prepared):
     restarts = subprocess.run(["scontrol", "show", "job", job["id"]], capture_output=True,
                               text=True).stdout
     assert "Restarts=1" in restarts, restarts
-    log = (prepared / "logs/train/made/seed0.log").read_text()
+    log = (prepared / "logs/train/made/mnist/seed0.log").read_text()
     assert f"saved when SIGUSR1 stopped SLURM job {job['id']}" in log, log
-    assert (prepared / "data/models/made/seed0/model.pt").is_file()
-    assert not (prepared / "data/models/made/seed0/resume.pt").exists()
+    assert (prepared / "data/models/made/mnist/seed0/model.pt").is_file()
+    assert not (prepared / "data/models/made/mnist/seed0/resume.pt").exists()
 
 
 def test_a_job_cancelled_while_pending_shows_no_stale_log(prepared):
-    old_log = prepared / "logs/train/made/seed0.log"
+    old_log = prepared / "logs/train/made/mnist/seed0.log"
     old_log.parent.mkdir(parents=True)
     old_log.write_text("made: best validation NLL 100.0 nats (a run that succeeded earlier)\n")
     # The job cannot start for an hour: cancel it while it pends.
-    run = slurm_run(prepared, "data/models/made/seed0/model.pt", "--set-resources",
+    run = slurm_run(prepared, "data/models/made/mnist/seed0/model.pt", "--set-resources",
                     "train:slurm_extra='--begin=now+3600'", background=True)
     try:
         deadline = time.monotonic() + 120
@@ -341,12 +341,12 @@ def test_a_job_too_big_for_every_node_stops_the_run_before_any_submission(prepar
             f"rule train (model=made, seed=0) asks for {mem + 1000} MB of memory, but the largest "
             f"node in partition {partition} has {mem}: lower it in the profile's set-resources (mem_mb)")
     started = time.monotonic()
-    run = slurm_run(prepared, "data/models/made/seed0/model.pt", *extra)
+    run = slurm_run(prepared, "data/models/made/mnist/seed0/model.pt", *extra)
     assert run.returncode not in (0, 124, 137), run.stdout[-5000:]
     assert line in run.stdout.splitlines(), run.stdout[-5000:]
     assert our_jobs(prepared) == []  # nothing submitted
     assert time.monotonic() - started < 120  # not the RUN_TIMEOUT of a job left pending
     # Nothing ran, so nothing is left to undo: the next run starts clean (no lock).
-    again = snakemake(prepared, "-n", "--profile", "slurm", "data/models/made/seed0/model.pt",
+    again = snakemake(prepared, "-n", "--profile", "slurm", "data/models/made/mnist/seed0/model.pt",
                       "--configfile", "params.yaml", timeout=120)
     assert again.returncode == 0, again.stdout[-3000:]

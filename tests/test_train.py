@@ -187,7 +187,7 @@ def made_settings(tmp_path, section):
     """Every job's settings file for params.yaml with ``models.made`` = section, written as the
     workflow does; returns the folder of made's seed-0 run settings."""
     write_settings(validate_params({"models": {"made": section}}), tmp_path / "settings")
-    return tmp_path / "settings/made/seed0"
+    return tmp_path / "settings/made/mnist/seed0"
 
 
 def test_cli_train_evaluate_sample(tmp_path, processed):
