@@ -55,16 +55,18 @@ def run_pipeline(project: Path, cores: int, configfile: str | None) -> float:
     return time.perf_counter() - started
 
 
-def timing(project: Path, model: str, stage: str, key: str) -> float | None:
-    """A wall-clock figure of a model's seed-0 run from reports/timings, if that stage ran."""
-    path = project / "reports/timings" / model / "seed0" / f"{stage}.json"
+def timing(project: Path, model: str, stage: str, key: str, dataset: str = "mnist") -> float | None:
+    """A wall-clock figure of a model's seed-0 run on ``dataset`` from reports/timings, if that
+    stage ran."""
+    path = project / "reports/timings" / model / dataset / "seed0" / f"{stage}.json"
     return json.loads(path.read_text()).get(key) if path.exists() else None
 
 
-def model_rows(project: Path) -> list[dict]:
-    """One row per zoo model of the run in ``project``: its scores and where its time went."""
+def model_rows(project: Path, dataset: str = "mnist") -> list[dict]:
+    """One row per zoo model of the run in ``project`` on ``dataset``: its scores and where its
+    time went."""
     rows = []
-    for path in sorted((project / "reports/metrics").glob("*.json")):
+    for path in sorted((project / "reports/metrics").glob(f"*/{dataset}.json")):
         summary = json.loads(path.read_text())
         if summary["model"] == "classifier":
             continue  # the judge, not a model
@@ -77,9 +79,11 @@ def model_rows(project: Path) -> list[dict]:
                      "test_bits_per_dim": summary.get("test_bits_per_dim"),
                      "fid": summary.get("fid"), "precision": summary.get("precision"),
                      "recall": summary.get("recall"), "fid_samples": summary.get("fid_samples"),
-                     "seconds_per_sample": timing(project, model, "evaluate", "seconds_per_sample"),
+                     "seconds_per_sample": timing(project, model, "evaluate", "seconds_per_sample",
+                                                  dataset),
                      "train_seconds": train,
-                     "evaluate_seconds": timing(project, model, "evaluate", "evaluate_seconds"),
+                     "evaluate_seconds": timing(project, model, "evaluate", "evaluate_seconds",
+                                                dataset),
                      "label_agreement": summary.get("label_agreement"),
                      "before_nats": BEFORE.get(model)})
     # Best NLL first, then the models without a likelihood by FID.

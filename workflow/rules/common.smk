@@ -16,7 +16,7 @@ sys.path.insert(0, SRC)
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}; ")
 
 from genzoo.config import ParamsError, read_params_file, run_datasets, validate_params
-from genzoo.data import SPLITS, raw_files
+from genzoo.data import SPLITS
 from genzoo.datasets import dataset as dataset_spec
 from genzoo.models import JUDGE, model_class
 from genzoo.settings import datasets_of, runs, seeds_of, trained, write_settings
@@ -147,7 +147,7 @@ def split_files(data):
 
 def raw_paths(source):
     """The verified raw files of dataset `source` (what its download rule writes)."""
-    return [f"data/raw/{source}/{name}" for name in raw_files(source)]
+    return [f"data/raw/{source}/{name}" for name in dataset_spec(source).raw_files]
 
 
 def judge_run(data):
