@@ -40,20 +40,21 @@ ONE_THREAD = ["--set-threads", *(f"{rule}=1" for rule in PROFILE["set-threads"])
 # (--set-resources replaces the profile's whole set-resources: keep its other entries.)
 SMALL = [*ONE_THREAD, "--set-resources", *(
     f"{rule}:{key}={value}"
-    for rule in ("binarize", "train", "codes", "prior", "mixture", "evaluate", "sample")
+    for rule in ("prepare", "train", "codes", "prior", "mixture", "evaluate", "sample")
     for key, value in {**PROFILE["set-resources"].get(rule, {}), "mem_mb": 1000}.items())]
 # Poll SLURM often: the profile's 20 s before the first status check is meant for real clusters.
 FAST_POLL = ["--slurm-init-seconds-before-status-checks", "2",
              "--seconds-between-status-checks", "2"]
 ZOO = list(smoke_models())
 SEEDS = {"nade": [0, 1]}  # the smoke config's runs (the other models: seed 0 alone)
-RUNS = [f"{model}_{seed}" for model in ZOO for seed in SEEDS.get(model, [0])]
+RUNS = [f"{model}_mnist_{seed}" for model in ZOO for seed in SEEDS.get(model, [0])]
 # The plugin names a job's log folder and comment after its wildcard values joined by "_"
-# (nade_1: model nade, seed 1): rule_<name>/<values>/ and rule_<name>_wildcards_<values>. The
-# binarize rule has none: rule_binarize/ and rule_binarize.
-REMOTE_RULES = {"binarize": [""], "train": [*RUNS, "classifier_0"], "codes": ["vqvae_0"],
-                "prior": ["vqvae_0"], "floor": ["classifier_0"], "evaluate": [*RUNS, "classifier_0"],
-                "sample": RUNS, "mixture": ["ae_0", "dae_0"]}
+# (nade_mnist_1: model nade, dataset mnist, seed 1): rule_<name>/<values>/ and
+# rule_<name>_wildcards_<values>; the prepare rule's one value is the dataset.
+REMOTE_RULES = {"prepare": ["mnist"], "train": [*RUNS, "classifier_mnist_0"],
+                "codes": ["vqvae_mnist_0"], "prior": ["vqvae_mnist_0"],
+                "floor": ["classifier_mnist_0"], "evaluate": [*RUNS, "classifier_mnist_0"],
+                "sample": RUNS, "mixture": ["ae_mnist_0", "dae_mnist_0"]}
 
 def _unavailable(reason: str):
     if IN_CI:
@@ -161,7 +162,7 @@ def test_profile_runs_the_pipeline_through_sbatch(slurm_cluster, tmp_path):
         for wildcard in wildcards:
             found = list((logs / f"rule_{rule}" / wildcard).glob("*.log"))
             assert len(found) == 1, f"no SLURM log of {rule} {wildcard}: {sorted(logs.rglob('*'))}"
-    for rule in ("download", "summarize", "report"):  # localrules
+    for rule in ("download_mnist", "summarize", "report"):  # localrules
         assert not (logs / f"rule_{rule}").exists(), rule
     jobs = our_jobs(cluster)
     assert sorted(job["comment"] for job in jobs) == sorted(
