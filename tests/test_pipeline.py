@@ -21,10 +21,14 @@ from genzoo.sources import PACKAGE_DIR, module_sources
 pytestmark = pytest.mark.pipeline
 
 
+FASHION_MIRROR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
+
+
 def environment() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["GENZOO_DATA_MIRROR"] = str(local_mirror())
+    env.setdefault("GENZOO_FASHION_MNIST_MIRROR", str(FASHION_MIRROR))
     env["OMP_NUM_THREADS"] = "1"
     return env
 
@@ -40,18 +44,25 @@ def snakemake(project: Path, *args: str, check: bool = True) -> subprocess.Compl
     return run(project, "snakemake", "--cores", "2", *args, check=check)
 
 
-def planned_jobs(project: Path, *args: str) -> set[tuple[str, str, str]]:
-    """(rule, model, seed) of every job a dry run would execute ('' where a rule has no such
-    wildcard)."""
+def planned(project: Path, *args: str) -> list[dict[str, str]]:
+    """The rule and wildcards of every job a dry run would execute."""
     output = snakemake(project, "-n", "reports/all.html", *args).stdout
-    jobs = set()
+    jobs = []
     for block in re.split(r"\n(?=\[.*\]\n|(?:local)?rule \w+:)", output):
         match = re.search(r"^(?:local)?rule (\w+):", block, re.M)
         if match and match.group(1) != "all":
-            model = re.search(r"wildcards:.*\bmodel=(\w+)", block)
-            seed = re.search(r"wildcards:.*\bseed=(\d+)", block)
-            jobs.add((match.group(1), model.group(1) if model else "", seed.group(1) if seed else ""))
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            jobs.append({"rule": match.group(1), **(dict(part.split("=", 1) for part in
+                                                       wildcards.group(1).split(", ")) if wildcards else {})})
     return jobs
+
+
+def planned_jobs(project: Path, *args: str) -> set[tuple[str, str, str]]:
+    """(rule, model, seed) of every job a dry run would execute ('' where a rule has no such
+    wildcard), all on the smoke config's one dataset."""
+    jobs = planned(project, *args)
+    assert {job["dataset"] for job in jobs if "dataset" in job} <= {"mnist"}
+    return {(job["rule"], job.get("model", ""), job.get("seed", "")) for job in jobs}
 
 
 def run_jobs(model: str, *seeds: int, rules=("train", "evaluate", "sample")) -> set[tuple[str, str, str]]:
@@ -251,6 +262,73 @@ def test_bad_params_fail_before_any_job(project, tmp_path, bad, message):
 def test_snakemake_lint_is_clean(project):
     result = run(project, "snakemake", "--lint", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_adding_a_dataset_runs_only_the_new_datasets_stages(project):
+    """Adding fashion_mnist to data.dataset plans its download and split, every smoke model (all
+    model binary 28x28 pixels) and the judge on it, and the report: nothing of MNIST's runs."""
+    with edited(project / "params.yaml", "  dataset: mnist\n", "  dataset: [mnist, fashion_mnist]\n"):
+        jobs = planned(project)
+    assert {job.get("dataset", "fashion_mnist") for job in jobs} == {"fashion_mnist"}
+    rules = {job["rule"] for job in jobs}
+    assert {"download_fashion_mnist", "prepare", "train", "evaluate", "sample", "summarize",
+            "report"} <= rules and "download_mnist" not in rules
+    trained = {job["model"] for job in jobs if job["rule"] == "train"}
+    assert trained == {*ZOO, "classifier"}
+
+
+def test_a_model_that_cannot_model_a_dataset_is_refused_before_any_job(project, tmp_path):
+    (tmp_path / "colour.yaml").write_text(
+        "data: {dataset: [mnist, colored_mnist]}\nmodels: {nade: {datasets: [colored_mnist]}}\n")
+    result = snakemake(project, "-n", "--configfile", str(tmp_path / "colour.yaml"), check=False)
+    assert result.returncode != 0
+    assert re.search(r"models\.nade\.datasets: nade cannot model colored_mnist \(3x28x28, 256 "
+                     r"levels\): .+", result.stdout + result.stderr), result.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def datasets_project(tmp_path_factory) -> Path:
+    """A project whose params run a tiny PixelCNN on 256-level Fashion-MNIST and Colored MNIST."""
+    if not (FASHION_MIRROR / "train-images-idx3-ubyte.gz").exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI=true but {FASHION_MIRROR} is missing (apt-get install dataset-fashion-mnist)")
+        pytest.skip(f"no Fashion-MNIST at {FASHION_MIRROR}")
+    project = make_project(tmp_path_factory.mktemp("datasets") / "genzoo")
+    (project / "params.yaml").write_text("""\
+seed: 0
+data: {dataset: [fashion_mnist, colored_mnist], variant: grayscale, val_size: 1000,
+       mirrors: {mnist: [], fashion_mnist: []}}
+models:
+  pixelcnn:
+    arch: {channels: 6, blocks: 1, kernel_size: 3, first_kernel_size: 3, head_channels: 6}
+    train: {epochs: 1, max_steps: 3, batch_size: 50}
+    sample: {n: 4, nrow: 2, completions: 1, completion_samples: 1}
+classifier:
+  arch: {channels: 4, features: 8}
+  train: {epochs: 1, max_steps: 5, batch_size: 50}
+evaluate: {batch_size: 500, fid_samples: 10, agreement_samples: 10}
+""")
+    snakemake(project, "reports/all.html")
+    return project
+
+
+def test_fashion_and_colored_mnist_run_through_the_pipeline(datasets_project):
+    project = datasets_project
+    for data, shape in (("fashion_mnist", (1, 28, 28)), ("colored_mnist", (3, 28, 28))):
+        with np.load(project / f"data/processed/{data}/test.npz") as test:
+            assert test["gray"].shape[1:] == shape[1:] if shape[0] == 1 else test["gray"].shape[1:] == shape
+        metrics = load(project, f"reports/metrics/pixelcnn/{data}.json")
+        assert metrics["dataset"] == data and metrics["variant"] == ("rgb" if shape[0] == 3 else "grayscale")
+        # 256 levels: at most ln 256 nats per sub-pixel, a little more for an untrained network.
+        assert 0 < metrics["test_bits_per_dim"] < 9, metrics["test_bits_per_dim"]
+        assert metrics["test_nll_nats"] == pytest.approx(
+            metrics["test_bits_per_dim"] * np.prod(shape) * np.log(2), rel=1e-6)
+        assert "fid" in metrics
+        assert (project / f"reports/figures/pixelcnn/{data}/seed0/samples.png").is_file()
+        assert load(project, f"reports/metrics/classifier/{data}.json")["dataset"] == data
+    assert not (project / "data/raw/colored_mnist").exists()  # built from MNIST's files
+    html = (project / "reports/all.html").read_text()
+    assert "Fashion-MNIST" in html and "Colored MNIST" in html
 
 
 def test_a_dry_run_of_an_edit_leaves_nothing_to_rerun_once_reverted(project):
