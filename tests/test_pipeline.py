@@ -315,8 +315,9 @@ evaluate: {batch_size: 500, fid_samples: 10, agreement_samples: 10}
 def test_fashion_and_colored_mnist_run_through_the_pipeline(datasets_project):
     project = datasets_project
     for data, shape in (("fashion_mnist", (1, 28, 28)), ("colored_mnist", (3, 28, 28))):
+        stored = shape[1:] if shape[0] == 1 else shape  # one channel: stored (N, H, W) as before
         with np.load(project / f"data/processed/{data}/test.npz") as test:
-            assert test["gray"].shape[1:] == shape[1:] if shape[0] == 1 else test["gray"].shape[1:] == shape
+            assert test["gray"].shape[1:] == stored
         metrics = load(project, f"reports/metrics/pixelcnn/{data}.json")
         assert metrics["dataset"] == data and metrics["variant"] == ("rgb" if shape[0] == 3 else "grayscale")
         # 256 levels: at most ln 256 nats per sub-pixel, a little more for an untrained network.
