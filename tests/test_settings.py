@@ -14,7 +14,7 @@ import pytest
 import genzoo
 from genzoo import settings as settings_module
 from genzoo import sources
-from genzoo.config import validate_params
+from genzoo.config import ParamsError, validate_params
 from genzoo.settings import all_settings, digests, run_settings, write_settings
 
 ZOO = {
@@ -231,3 +231,51 @@ def test_editing_a_source_file_changes_the_settings_of_the_jobs_that_import_it(t
     with open(package_copy / "templates" / "report.html.j2", "a") as handle:
         handle.write("\n")
     assert write(params(), folder) == {"report.json"}
+
+
+# -- datasets: which models run where, checked before any job ----------------------------------
+
+def test_each_model_runs_on_every_dataset_it_can_model_by_default(tmp_path):
+    values = params(**{"data.dataset": ["mnist", "colored_mnist"]})
+    assert values["models"]["nade"]["datasets"] == ["mnist"]  # NADE: binary pixels only
+    assert values["models"]["cond_gated_pixelcnn"]["datasets"] == ["mnist", "colored_mnist"]
+    written = write(values, tmp_path)
+    assert {"data/mnist.json", "data/colored_mnist.json", "nade/mnist/seed0/train.json",
+            "cond_gated_pixelcnn/colored_mnist/seed0/train.json",
+            "classifier/colored_mnist/seed5/train.json"} <= written
+    assert not any(path.startswith("nade/colored_mnist") for path in written)
+    colour = json.loads((tmp_path / "cond_gated_pixelcnn/colored_mnist/seed0/train.json").read_text())
+    assert (colour["dataset"], colour["variant"]) == ("colored_mnist", "rgb")
+    report = json.loads((tmp_path / "report.json").read_text())
+    described = {entry["name"]: entry for entry in report["datasets"]}
+    assert list(described) == ["mnist", "colored_mnist"]
+    assert described["mnist"]["unit"] == "nats" and described["colored_mnist"]["unit"] == "bits/dim"
+    assert "nade" in described["mnist"]["models"] and not described["mnist"]["refused"]
+    assert "cond_gated_pixelcnn" in described["colored_mnist"]["models"]
+    assert described["colored_mnist"]["refused"]["nade"].startswith("cannot model colored_mnist")
+
+
+def test_a_dataset_a_model_cannot_model_is_refused_in_one_line():
+    with pytest.raises(ParamsError) as error:
+        params(**{"data.dataset": ["mnist", "colored_mnist"], "models.made.datasets": ["colored_mnist"]})
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("params.yaml: models.made.datasets: made cannot model colored_mnist "
+                              "(3x28x28, 256 levels): ")
+
+
+def test_a_model_with_nothing_it_can_model_is_refused():
+    with pytest.raises(ParamsError, match=r"models\.nade: nade cannot model colored_mnist"):
+        params(**{"data.dataset": "colored_mnist"})
+
+
+def test_a_models_dataset_must_be_one_of_the_runs():
+    with pytest.raises(ParamsError, match=r"models\.made\.datasets: fashion_mnist is not in data\.dataset \(mnist\)"):
+        params(**{"models.made.datasets": ["fashion_mnist"]})
+
+
+def test_grayscale_variant_reaches_the_grey_datasets_and_their_levels():
+    values = params(**{"data.dataset": ["mnist", "fashion_mnist"], "data.variant": "grayscale",
+                       "models": {"cond_gated_pixelcnn": {}}})
+    jobs = run_settings(values, "cond_gated_pixelcnn", 0, "fashion_mnist")
+    assert jobs["train"]["variant"] == "grayscale" and jobs["train"]["dataset"] == "fashion_mnist"
