@@ -265,7 +265,7 @@ def test_a_dataset_a_model_cannot_model_is_refused_in_one_line():
 
 
 def test_a_model_with_nothing_it_can_model_is_refused():
-    with pytest.raises(ParamsError, match=r"models\.nade: nade cannot model colored_mnist"):
+    with pytest.raises(ParamsError, match=r"models\.made: made cannot model colored_mnist"):
         params(**{"data.dataset": "colored_mnist"})
 
 
