@@ -54,18 +54,20 @@ def cmd_settings(args) -> int:
 def cmd_download(args) -> int:
     from .data import download
 
-    for path in download(Path(args.out_dir), args.mirror, progress=not args.quiet):
+    for path in download(Path(args.out_dir), args.mirror or None, dataset=args.dataset,
+                         progress=not args.quiet):
         print(path)
     return 0
 
 
-def cmd_binarize(args) -> int:
-    from .data import binarize
+def cmd_prepare(args) -> int:
+    from .data import prepare
     from .settings import read_settings
 
     settings = read_settings(Path(args.settings))
-    for path in binarize(Path(args.raw_dir), Path(args.out_dir), val_size=settings["val_size"],
-                         seed=settings["seed"]).values():
+    paths = prepare(settings.get("dataset", "mnist"), Path(args.raw_dir), Path(args.out_dir),
+                    val_size=settings["val_size"], seed=settings["seed"])
+    for path in paths.values():
         print(path)
     return 0
 
@@ -163,10 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("params", nargs="?", default="params.yaml")
     p.set_defaults(func=cmd_validate)
 
-    p = commands.add_parser("download", help="fetch and verify the MNIST files")
+    from .datasets import DATASETS
+
+    p = commands.add_parser("download", help="fetch and verify a dataset's raw files")
+    p.add_argument("--dataset", default="mnist",
+                   help=f"one of {', '.join(DATASETS)} (default: mnist); colored_mnist is "
+                        "made from MNIST's files")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--mirror", action="append", default=[],
-                   help="a mirror (folder or URL); repeat for fallbacks; $GENZOO_DATA_MIRROR goes first")
+                   help="a mirror (folder or URL); repeat for fallbacks (default: the dataset's "
+                        "usual mirrors); the dataset's variable, e.g. $GENZOO_DATA_MIRROR for "
+                        "MNIST, goes first")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_download)
 
@@ -180,11 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="settings")
     p.set_defaults(func=cmd_settings)
 
-    p = commands.add_parser("binarize", help="split MNIST and store the fixed val/test bits")
-    p.add_argument("--settings", required=True, help="settings/data.json")
+    p = commands.add_parser("prepare", aliases=["binarize"],
+                            help="split a dataset (train/val/test npz) and store the fixed "
+                                 "val/test bits of a grey one")
+    p.add_argument("--settings", required=True,
+                   help="settings/data.json: dataset (default mnist), seed, val_size")
     p.add_argument("--raw-dir", required=True)
     p.add_argument("--out-dir", required=True)
-    p.set_defaults(func=cmd_binarize)
+    p.set_defaults(func=cmd_prepare)
 
     p = commands.add_parser("train", help="train one run of a model")
     p.add_argument("--settings", required=True, help="the run's settings/<model>/seed<s>/train.json")
