@@ -399,6 +399,36 @@ class AutoregressiveModel(GenerativeModel):
 
 
 
+# -- data problems: the lines ``data_problem`` answers with --------------------------------------
+
+def first_problem(*problems: str | None) -> str | None:
+    """The first of ``problems`` that is not None: the one line ``data_problem`` gives."""
+    return next((problem for problem in problems if problem is not None), None)
+
+
+def binary_only(name: str, levels: int) -> str | None:
+    """The problem of a model of binary pixels with ``levels`` != 2."""
+    if levels == 2:
+        return None
+    return f"{name} models binary pixels only (data.variant 'binarized'), not {levels} levels"
+
+
+def one_channel(name: str, image_shape: tuple[int, int, int], what: str = "models") -> str | None:
+    """The problem of a model of one image channel with C != 1."""
+    if image_shape[0] == 1:
+        return None
+    return f"{name} {what} one image channel, got {image_shape[0]}"
+
+
+def sides_divisible(name: str, image_shape: tuple[int, int, int], by: int, why: str) -> str | None:
+    """The problem of a model whose ``why`` (two stride-2 layers: by = 4) needs H and W
+    divisible by ``by``."""
+    _, H, W = image_shape
+    if H % by == 0 and W % by == 0:
+        return None
+    return f"{name} needs height and width divisible by {by}, got {H}x{W} ({why})"
+
+
 def raster_colour_order(image_shape: tuple[int, int, int]) -> Tensor:
     """Flat indices into C*H*W in the order of van den Oord et al. 2016a (section 2 / 3.4): the
     pixels in raster order, and within a pixel its sub-pixels R, G, B. For one channel that is
