@@ -216,5 +216,7 @@ def test_masked_conv_masks_and_option_checks():
         MaskedConv2d(1, 1, 3, mask_type="C")
     with pytest.raises(ValueError, match="odd"):
         MaskedConv2d(1, 1, 4, mask_type="A")
-    with pytest.raises(ValueError, match="one image channel"):
-        BUILDERS["pixelcnn"]((3, 4, 4))
+    with pytest.raises(ValueError, match="one image channel or three"):
+        BUILDERS["pixelcnn"]((2, 4, 4))
+    with pytest.raises(ValueError, match=r"channels // 2 = 4 must be divisible by 3"):
+        BUILDERS["pixelcnn"]((3, 4, 4))  # colour: 8 channels do not split into R, G, B

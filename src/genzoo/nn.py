@@ -1,10 +1,17 @@
 """Shared layers: masked linear maps (MADE), masked convolutions (PixelCNN) and the vertical /
 horizontal stacks of the Gated PixelCNN.
 
-Convolutions here are causal in raster order over single-channel images: a feature at (r, c) sees
-input pixels before (r, c) (mask 'A') or up to and including it (mask 'B'). Each causal layer also
-has a ``*_at`` form that computes the feature of one position (or one row) from a cache of its
-input, which the fast PixelCNN samplers use; both forms share the same weights.
+Convolutions here are causal in raster order: a feature at (r, c) sees input pixels before (r, c)
+(mask 'A') or up to and including it (mask 'B'). Each causal layer also has a ``*_at`` form that
+computes the feature of one position (or one row) from a cache of its input, which the fast
+PixelCNN samplers use; both forms share the same weights.
+
+Colour images (van den Oord et al., "Pixel Recurrent Neural Networks", ICML 2016 (2016a), section
+3.4): the sub-pixels of a pixel are generated R, then G, then B, so the feature maps of a layer are
+split into colour groups (``colour_groups``) and, at the centre position only, group g reads the
+input groups < g (mask 'A') or <= g (mask 'B'); earlier positions are read in full. Every 1x1
+convolution between such layers is then a centre-only mask 'B'. With one channel there is one
+group, and the masks are the plain raster ones.
 """
 
 from __future__ import annotations
@@ -62,14 +69,19 @@ def conv_at(window: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return F.linear(window.flatten(1), weight.flatten(1), bias)
 
 
+def weight_of(conv: nn.Conv2d) -> Tensor:
+    """The weight a convolution applies: the masked one of a ``MaskedConv2d``, else its own."""
+    return conv.masked_weight() if isinstance(conv, MaskedConv2d) else conv.weight
+
+
 def matrix_of(conv: nn.Conv2d) -> tuple[Tensor, Tensor | None]:
     """A 1x1 convolution as the (weight (C_out, C_in), bias) of ``F.linear``, flattened once."""
-    return conv.weight.flatten(1).contiguous(), conv.bias
+    return weight_of(conv).flatten(1).contiguous(), conv.bias
 
 
 def conv1x1_at(conv: nn.Conv2d, x: Tensor) -> Tensor:
     """A 1x1 convolution at one position: (B, C_in) -> (B, C_out)."""
-    return F.linear(x, conv.weight.flatten(1), conv.bias)
+    return F.linear(x, weight_of(conv).flatten(1), conv.bias)
 
 
 def window_rows(weight: Tensor) -> list[Tensor]:
@@ -94,16 +106,46 @@ def conv_at_rows(cache: Tensor, top: int, left: int, rows: list[Tensor],
     return out
 
 
+def colour_groups(channels: int, colours: int, *, chunks: int = 1) -> Tensor:
+    """The colour group (0 = R, 1 = G, 2 = B) of each of ``channels`` feature maps, (channels,):
+    each of ``chunks`` equal parts (the two halves a gate multiplies) is split into ``colours``
+    contiguous blocks. The input of a colour PixelCNN fits this layout too: its C channels, or
+    the C blocks of ``dim`` embedding channels that ``LevelInput`` lays out channel by channel."""
+    part = channels // chunks
+    return (torch.arange(channels) % part) * colours // part
+
+
+def check_colour_split(model: str, colours: int, **counts: int) -> None:
+    """A clear ValueError unless each count of feature maps splits into ``colours`` equal groups."""
+    for name, count in counts.items():
+        if colours > 1 and count % colours:
+            raise ValueError(f"{model} splits its feature maps into {colours} colour groups "
+                             f"(R, G, B): {name} = {count} must be divisible by {colours}")
+
+
+def centre_mask(colours_in: Tensor, colours_out: Tensor, mask_type: str) -> Tensor:
+    """Which input maps each output map reads at the centre position, (C_out, C_in) 0/1: the
+    earlier colours (mask 'A'), or those and its own (mask 'B')."""
+    if mask_type not in MASK_TYPES:
+        raise ValueError(f"mask_type must be one of {MASK_TYPES}, got {mask_type!r}")
+    earlier = colours_in[None, :] < colours_out[:, None]
+    same = colours_in[None, :] == colours_out[:, None]
+    return (earlier | (same & (mask_type == "B"))).float()
+
+
 class MaskedConv2d(nn.Conv2d):
     """A k x k convolution that sees only the pixels before the centre in raster order.
 
     van den Oord et al. 2016a, section 3.4: mask 'A' (first layer) excludes the centre, mask 'B'
-    (later layers) includes it. One image channel, so no R/G/B channel groups. Zero padding k // 2
-    keeps the spatial size.
+    (later layers) includes it. With ``colours`` > 1 the feature maps are split into colour groups
+    (``colour_groups``; ``out_colours`` overrides the output's, for a head whose logits interleave
+    the colours) and the centre is masked per group (``centre_mask``): the mask is then
+    (C_out, C_in, k, k), else (k, k). Zero padding k // 2 keeps the spatial size.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
-                 mask_type: str, bias: bool = True) -> None:
+                 mask_type: str, bias: bool = True, colours: int = 1,
+                 out_colours: Tensor | None = None) -> None:
         if mask_type not in MASK_TYPES:
             raise ValueError(f"mask_type must be one of {MASK_TYPES}, got {mask_type!r}")
         p = _check_kernel(kernel_size)
@@ -111,16 +153,25 @@ class MaskedConv2d(nn.Conv2d):
         mask = torch.ones(kernel_size, kernel_size)
         mask[p, p + (mask_type == "B"):] = 0  # centre row: right of (or from) the centre
         mask[p + 1:] = 0  # rows below the centre
+        if colours > 1:  # (C_out, C_in, k, k): the centre by colour group
+            if out_colours is None:
+                out_colours = colour_groups(out_channels, colours)
+            mask = mask.expand(out_channels, in_channels, -1, -1).clone()
+            mask[:, :, p, p] = centre_mask(colour_groups(in_channels, colours), out_colours,
+                                           mask_type)
         self.register_buffer("mask", mask)
         self.mask_type = mask_type
 
+    def masked_weight(self) -> Tensor:  # (C', C, k, k)
+        return self.weight * self.mask
+
     def forward(self, x: Tensor) -> Tensor:  # (B, C, H, W) -> (B, C', H, W)
-        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+        return F.conv2d(x, self.masked_weight(), self.bias, padding=self.padding)
 
     def causal_weight(self) -> Tensor:
         """The masked weight without its all-zero rows below the centre: (C', C, p + 1, k)."""
         p = self.kernel_size[0] // 2
-        return (self.weight * self.mask)[:, :, :p + 1]
+        return self.masked_weight()[:, :, :p + 1]
 
     def window_rows(self) -> list[Tensor]:
         """The masked kernel's rows above and at the centre as ``at`` reads them
@@ -132,6 +183,37 @@ class MaskedConv2d(nn.Conv2d):
         the top, left and right, (B, H + p, W + 2p, C); ``rows`` = a precomputed
         ``window_rows()``."""
         return conv_at_rows(cache, r, c, self.window_rows() if rows is None else rows, self.bias)
+
+
+def pointwise(in_channels: int, out_channels: int, *, colours: int = 1,
+              out_colours: Tensor | None = None) -> nn.Conv2d:
+    """A 1x1 convolution between the layers of a PixelCNN: a plain one for one image channel; for
+    colour images a centre-only mask 'B' over the colour groups, so group g reads groups <= g."""
+    if colours == 1:
+        return nn.Conv2d(in_channels, out_channels, 1)
+    return MaskedConv2d(in_channels, out_channels, 1, mask_type="B", colours=colours,
+                        out_colours=out_colours)
+
+
+def logit_colours(out_channels: int, colours: int) -> Tensor:
+    """The colour of each output map of a head laid out as ``level_logits`` reads it (level by
+    level, the colours within a level): map j predicts colour j mod C."""
+    return torch.arange(out_channels) % colours
+
+
+def colour_logits_at(out: Tensor, levels: int, colour: int) -> Tensor:
+    """The logits of one colour from a head's output at one position, laid out as
+    ``level_logits`` reads it: (B, C) -> (B,) for binary pixels, (B, levels * C) -> (B, levels)."""
+    return out[:, colour] if levels == 2 else out.unflatten(1, (levels, -1))[:, :, colour]
+
+
+def colour_problem(name: str, image_shape: tuple[int, int, int]) -> str | None:
+    """The ``data_problem`` of the masked-convolution models that know colour: their masks take
+    one channel, or R, G, B."""
+    if image_shape[0] not in (1, 3):
+        return (f"{name} masks take one image channel or three (R, G, B), "
+                f"got {image_shape[0]} channels")
+    return None
 
 
 class GatedActivation(nn.Module):
@@ -161,23 +243,42 @@ class GatedStackLayer(nn.Module):
     Conditioning is a hook: ``forward`` takes an optional (B, 4h) bias (V^T h of eq. 4, one per
     image) added inside the gates, the first 2h to the vertical and the last 2h to the horizontal
     pre-activation.
+
+    Colour images (``colours`` = 3; 2016b, section 2.1, with the masks of 2016a, section 3.4):
+    the vertical stack reaches the horizontal one only through rows above, where every colour
+    is already drawn, so it and the link stay unmasked; the horizontal kernel's centre column and
+    the 1x1 ``h_out`` and ``skip`` are masked by colour group, which ``gate`` keeps (it multiplies
+    group g of one half by group g of the other).
     """
 
-    def __init__(self, in_channels: int, channels: int, kernel_size: int, *, first: bool) -> None:
+    def __init__(self, in_channels: int, channels: int, kernel_size: int, *, first: bool,
+                 colours: int = 1) -> None:
         super().__init__()
         p = self.p = _check_kernel(kernel_size)
         self.first = first
         self.residual = not first  # the first layer's input is the image: no residual
         self.vertical = nn.Conv2d(in_channels, 2 * channels, (p + 1, kernel_size))
         self.horizontal = nn.Conv2d(in_channels, 2 * channels, (1, p + 1))
-        mask = torch.ones(1, p + 1)
-        if first:
-            mask[0, p] = 0  # mask 'A' on the horizontal stack: the centre pixel is the target
-        self.register_buffer("h_mask", mask)
+        self.register_buffer("h_mask", self.horizontal_mask(in_channels, channels, colours))
         self.link = nn.Conv2d(2 * channels, 2 * channels, 1)
         self.gate = GatedActivation()
-        self.h_out = nn.Conv2d(channels, channels, 1)
-        self.skip = nn.Conv2d(channels, channels, 1)
+        self.h_out = pointwise(channels, channels, colours=colours)
+        self.skip = pointwise(channels, channels, colours=colours)
+
+    def horizontal_mask(self, in_channels: int, channels: int, colours: int) -> Tensor:
+        """The horizontal kernel's mask: columns left of the centre in full, the centre column
+        (the last) excluded in the first layer (mask 'A': the centre pixel is the target). One
+        channel: (1, p + 1). Colours: (2h, C_in, 1, p + 1), the centre by colour group, the 2h
+        pre-activations grouped as the two halves the gate multiplies."""
+        p, mask_type = self.p, "A" if self.first else "B"
+        if colours == 1:
+            mask = torch.ones(1, p + 1)
+            mask[0, p] = mask_type == "B"
+            return mask
+        mask = torch.ones(2 * channels, in_channels, 1, p + 1)
+        mask[:, :, 0, p] = centre_mask(colour_groups(in_channels, colours),
+                                       colour_groups(2 * channels, colours, chunks=2), mask_type)
+        return mask
 
     def forward(self, v: Tensor, h: Tensor, cond: Tensor | None = None
                 ) -> tuple[Tensor, Tensor, Tensor]:

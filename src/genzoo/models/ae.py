@@ -35,7 +35,8 @@ from torch import Tensor, nn
 from ..config import build, config_schema, knob
 from ..data import Split, fixed_binarization, load_split, save_npz
 from ..mixture import GaussianMixture, fit_mixture
-from .base import GenerativeModel, Phase, PhaseContext, ScoreSettings, draw_levels, pixel_log_prob
+from .base import (GenerativeModel, Phase, PhaseContext, ScoreSettings, binary_only, draw_levels,
+                   pixel_log_prob)
 from .figures import Figures, grid_png, sample_grid
 from .scoring import bits_per_dim
 
@@ -84,10 +85,13 @@ class AE(GenerativeModel):
         return {"mixture": config_schema(MixtureConfig, "The Gaussian mixture fitted by EM to the "
                                          "codes of the training images, which the model samples.")}
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """Binary pixels of any shape (the C*H*W of them are the MLP's inputs)."""
+        return binary_only(cls.__name__, levels)
+
     def __init__(self, config: AEConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        if self.levels != 2:
-            raise ValueError(f"{type(self).__name__} models binary pixels: use data.variant 'binarized'")
         if not config.hidden or min(config.hidden) < 1 or config.latent < 1:
             raise ValueError("hidden needs at least one layer of size >= 1 and latent must be >= 1")
         C, H, W = self.image_shape

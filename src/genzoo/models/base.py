@@ -30,7 +30,9 @@ only on a non-finite loss.
 completions.
 
 Images are float tensors of shape (B, C, H, W) holding integer levels: {0, 1} for binarized MNIST,
-0..255 for grayscale. Every ``log_prob`` returns nats per image, shape (B,).
+0..255 for 8-bit grey (C = 1) or colour (C = 3: R, G, B). Every ``log_prob`` returns nats per
+image, shape (B,). Which shapes and levels a network takes, it says before it is built:
+``Trainable.data_problem``.
 """
 
 from __future__ import annotations
@@ -131,6 +133,9 @@ class Trainable(nn.Module):
         super().__init__()
         if levels < 2:
             raise ValueError(f"levels must be >= 2, got {levels}")
+        problem = self.data_problem(tuple(image_shape), levels)
+        if problem is not None:
+            raise ValueError(problem)
         self.config = config
         self.image_shape = tuple(image_shape)
         self.levels = levels
@@ -185,6 +190,17 @@ class Trainable(nn.Module):
     # -- what the workflow asks the class (before any network exists) --------------------------
 
     phases: ClassVar[tuple[Phase, ...]] = ()  # extra cached jobs after training, in order
+
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """None when this network can model (the judge: classify) images of ``image_shape``
+        (C, H, W) holding ``levels`` levels, else one line saying why not; ``__init__`` raises
+        it as a ValueError. It answers for the data alone: limits of one architecture setting
+        (a stride count that must divide the sides) stay checks of ``__init__``.
+
+        Every network answers for itself (tests build, train a step and sample each one it
+        claims); this default claims everything."""
+        return None
 
     @classmethod
     def needs_judge(cls) -> bool:
@@ -336,6 +352,11 @@ class AutoregressiveModel(GenerativeModel):
         """Flat pixel indices (into C*H*W) in generation order; raster order by default."""
         return torch.arange(self.num_pixels)
 
+    def subpixel_index(self, r: int, c: int, colour: int) -> int:
+        """The flat index (into C*H*W) of the sub-pixel ``colour`` of pixel (r, c)."""
+        _, H, W = self.image_shape
+        return (colour * H + r) * W + c
+
     def log_prob(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         return pixel_log_prob(self(x, y), x, self.levels)
 
@@ -376,6 +397,45 @@ class AutoregressiveModel(GenerativeModel):
             figures.pngs["completions.png"] = grid_png(rows, nrow=2 + completion_samples)
         return figures
 
+
+
+# -- data problems: the lines ``data_problem`` answers with --------------------------------------
+
+def first_problem(*problems: str | None) -> str | None:
+    """The first of ``problems`` that is not None: the one line ``data_problem`` gives."""
+    return next((problem for problem in problems if problem is not None), None)
+
+
+def binary_only(name: str, levels: int) -> str | None:
+    """The problem of a model of binary pixels with ``levels`` != 2."""
+    if levels == 2:
+        return None
+    return f"{name} models binary pixels only (data.variant 'binarized'), not {levels} levels"
+
+
+def one_channel(name: str, image_shape: tuple[int, int, int], what: str = "models") -> str | None:
+    """The problem of a model of one image channel with C != 1."""
+    if image_shape[0] == 1:
+        return None
+    return f"{name} {what} one image channel, got {image_shape[0]}"
+
+
+def sides_divisible(name: str, image_shape: tuple[int, int, int], by: int, why: str) -> str | None:
+    """The problem of a model whose ``why`` (two stride-2 layers: by = 4) needs H and W
+    divisible by ``by``."""
+    _, H, W = image_shape
+    if H % by == 0 and W % by == 0:
+        return None
+    return f"{name} needs height and width divisible by {by}, got {H}x{W} ({why})"
+
+
+def raster_colour_order(image_shape: tuple[int, int, int]) -> Tensor:
+    """Flat indices into C*H*W in the order of van den Oord et al. 2016a (section 2 / 3.4): the
+    pixels in raster order, and within a pixel its sub-pixels R, G, B. For one channel that is
+    the raster itself."""
+    C, H, W = image_shape
+    pixels = torch.arange(H * W)
+    return (pixels[:, None] + torch.arange(C)[None, :] * (H * W)).flatten()  # (C*H*W,)
 
 
 def pixel_log_prob(logits: Tensor, x: Tensor, levels: int) -> Tensor:

@@ -1,4 +1,5 @@
-"""A small CNN classifier of MNIST digits: the pipeline's judge of samples.
+"""A small CNN classifier of the dataset's classes (MNIST digits, ...): the pipeline's judge of
+samples.
 
 It scores class-conditional models (how often it agrees with the requested label) and gives the
 penultimate features on which every model's samples are scored (FID, precision and recall,
@@ -10,7 +11,9 @@ a model's samples are scored: the FID, precision and recall of a model whose sam
 digits, the floor the report prints beside every model's (computed once, cached).
 
 Architecture in the spirit of LeCun et al. 1998 / the PyTorch MNIST example: two 3x3 conv layers,
-max-pooling, dropout-free, a 128-unit hidden layer (the feature layer) and 10 logits.
+max-pooling, dropout-free, a 128-unit hidden layer (the feature layer) and 10 logits. It reads
+images of any channels (1 grey, or R, G, B) and levels, scaled to [0, 1] as x / (levels - 1), and
+any size: the feature layer's input is 2c x (H // 4) x (W // 4) (7x7 at 28x28, 8x8 at 32x32).
 """
 
 from __future__ import annotations
@@ -39,13 +42,22 @@ class ClassifierConfig:
 
 
 class Classifier(Trainable):
-    """p(y | x) for MNIST digits; inputs are levels scaled to [0, 1]."""
+    """p(y | x) for the dataset's classes; inputs are levels scaled to [0, 1]."""
 
     Config = ClassifierConfig
     paper = "LeCun et al. 1998 (convolutional digit classifier)"
     phases = (Phase(name="floor", outputs=("floor.json",), run="quality_floor",
                     evaluate_keys=("batch_size", "fid_samples", "pr_neighbours")),)
     floor: dict[str, Any] | None = None  # what the floor phase wrote, once load_phases ran
+
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """Any channels (grey, R, G, B) and levels (read as x / (levels - 1)); sides of 4 or
+        more, which its two 2x2 poolings leave at least one feature wide."""
+        _, H, W = image_shape
+        if min(H, W) < 4:
+            return f"the classifier pools twice by 2: needs sides of 4 or more, got {H}x{W}"
+        return None
 
     def __init__(self, config: ClassifierConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)

@@ -8,8 +8,8 @@ with PixelCNN Decoders", NeurIPS 2016 (2016b), section 2.3, eq. 4:
 with h the one-hot label. V^T h is a learned bias per layer and class, the same at every
 position (location-independent conditioning), added to the gates of both stacks. It is stored as
 an ``nn.Embedding(num_classes, 4h)`` per layer, which equals V^T one_hot(y) without a matrix
-product. Everything else, fast sampling included, is the unconditional ``GatedPixelCNN``: this
-class only fills its ``conditioning`` hook.
+product. Everything else, fast sampling and colour images (R, G, B masks) included, is the
+unconditional ``GatedPixelCNN``: this class only fills its ``conditioning`` hook.
 
 NOTE: the label bias is zero at initialisation, so a fresh model starts as the unconditional one.
 """

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..data import Split
-from .base import ScoreSettings
+from .base import ScoreSettings, binary_only, first_problem
 from .figures import Figures, grid_png
 from .vae import VAE, VAEConfig, capped_iwae_k
 
@@ -112,10 +112,15 @@ class CPPN(VAE):
     Config = CPPNConfig
     paper = "Stanley 2007 (CPPN), trained as the decoder of a VAE (Kingma & Welling 2014)"
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """Binary pixels of one channel, any size (a function of the coordinates)."""
+        return first_problem(binary_only(cls.__name__, levels),
+                             None if image_shape[0] == 1 else
+                             f"the CPPN draws one channel, got {image_shape[0]}")
+
     def build_decoder(self, config: CPPNConfig) -> nn.Module:
         """The CPPN, in place of the VAE's decoder (the VAE builds its encoder)."""
-        if self.image_shape[0] != 1:
-            raise ValueError(f"the CPPN draws one channel, got {self.image_shape[0]}")
         if config.cppn_hidden < 1 or config.cppn_layers < 1 or config.frequencies < 0:
             raise ValueError("cppn_hidden and cppn_layers must be >= 1, frequencies >= 0")
         return CPPNDecoder(config.latent, config.cppn_hidden, config.cppn_layers, config.frequencies)

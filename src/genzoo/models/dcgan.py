@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import knob
-from .base import GenerativeModel, OptimizerSpec, Update, draw_levels
+from .base import (GenerativeModel, OptimizerSpec, Update, binary_only, draw_levels, first_problem,
+                   sides_divisible)
 
 SAMPLINGS = ("bernoulli", "threshold")
 INIT_STD = 0.02  # section 4: "initialized from a zero-centered Normal distribution with std 0.02"
@@ -78,15 +79,18 @@ class DCGAN(GenerativeModel):
     has_validation_nll = False
     mode_coverage = True
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """Binary pixels, any channels, sides divisible by 4 (G upsamples H/4 x W/4 twice)."""
+        return first_problem(binary_only(cls.__name__, levels),
+                             sides_divisible(cls.__name__, image_shape, 4,
+                                             "two stride-2 layers in G and D"))
+
     def __init__(self, config: DCGANConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        if self.levels != 2:
-            raise ValueError("DCGAN models binary pixels: use data.variant 'binarized'")
         if config.samples not in SAMPLINGS:
             raise ValueError(f"samples must be one of {SAMPLINGS}, got {config.samples!r}")
         C, H, W = self.image_shape
-        if H % 4 or W % 4:
-            raise ValueError(f"DCGAN needs height and width divisible by 4, got {H}x{W}")
         c, grid = config.channels, (H // 4, W // 4)
         self.generator = nn.ModuleDict({
             "project": nn.Linear(self.generator_inputs(), 2 * c * grid[0] * grid[1], bias=False),

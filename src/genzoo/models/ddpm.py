@@ -58,7 +58,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..data import Split
-from .base import GenerativeModel, ScoreSettings
+from .base import GenerativeModel, ScoreSettings, binary_only
 from .figures import Figures, grid_png, sample_grid
 
 SCHEDULES = ("linear", "cosine")
@@ -208,10 +208,14 @@ class DDPM(GenerativeModel):
     nll_kind = "bound"
     score_settings = ("batch_size", "bound_timesteps")
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """Binary pixels (the two-bin decoder), any channels; the U-Net's resolutions need
+        sides divisible by 2^(levels - 1) of ``multipliers``: a check of ``__init__``."""
+        return binary_only(cls.__name__, levels)
+
     def __init__(self, config: DDPMConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        if self.levels != 2:
-            raise ValueError("DDPM models binary pixels here: use data.variant 'binarized'")
         for name, value, allowed in (("schedule", config.schedule, SCHEDULES),
                                      ("variance", config.variance, VARIANCES),
                                      ("sampler", config.sampler, SAMPLERS),

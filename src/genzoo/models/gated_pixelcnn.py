@@ -19,8 +19,17 @@ Sampling caches per row: when row r starts, rows < r are final, so the vertical 
 is computed once for all layers, then each pixel of row r runs only the horizontal stacks (a
 1 x (p+1) window per layer) and the head; sampling costs about one forward pass.
 
+Colour images (C = 3; section 2.1 of 2016b with the masks of van den Oord et al., "Pixel
+Recurrent Neural Networks", ICML 2016 (2016a), section 3.4): the sub-pixels are drawn R, G, B
+within each pixel (``ordering``); the horizontal stack, its 1x1 maps and the head split their
+feature maps into three colour groups, group g reading the groups < g of the current pixel in the
+first layer and <= g after it (``GatedStackLayer``), and the head gives a 256-way softmax per
+sub-pixel, logits (B, 256, 3, H, W). The vertical stack sees only finished rows and needs no
+colour mask. The sampler runs the horizontal stacks once per sub-pixel.
+
 NOTE: levels == 2 gives Bernoulli logits (the paper uses a 256-way softmax); levels > 2 reads a
 learned embedding of the level, so the model also serves as a prior over VQ-VAE codes.
+NOTE: colour needs ``channels`` and ``head_channels`` divisible by 3 (equal colour groups).
 NOTE: the skip outputs are summed, as in pytorch-generative; the paper's figure shows only the
 residual path of the horizontal stack.
 """
@@ -34,8 +43,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import knob
-from ..nn import GatedStackLayer, LevelInput, conv1x1_at, level_logits
-from .base import AutoregressiveModel, draw_levels
+from ..nn import (GatedStackLayer, LevelInput, check_colour_split, colour_logits_at, colour_problem,
+                  conv1x1_at, level_logits, logit_colours, pointwise)
+from .base import AutoregressiveModel, draw_levels, raster_colour_order
 
 
 @dataclass
@@ -50,25 +60,36 @@ class GatedPixelCNNConfig:
 
 
 class GatedPixelCNN(AutoregressiveModel):
-    """Gated PixelCNN without blind spot, binary or categorical pixels."""
+    """Gated PixelCNN without blind spot, binary or categorical pixels, one channel or R, G, B."""
 
     Config = GatedPixelCNNConfig
     paper = "van den Oord et al. 2016b (Conditional Image Generation with PixelCNN Decoders)"
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        return colour_problem(cls.__name__, image_shape)
+
     def __init__(self, config: GatedPixelCNNConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        if self.image_shape[0] != 1:
-            raise ValueError("GatedPixelCNN masks assume one image channel")
         if config.layers < 1:
             raise ValueError("GatedPixelCNN needs at least one layer")
-        self.input = LevelInput(self.levels, 1, config.embed_dim)
+        C = self.image_shape[0]
+        check_colour_split(type(self).__name__, C, channels=config.channels,
+                           head_channels=config.head_channels)
+        self.input = LevelInput(self.levels, C, config.embed_dim)
         sizes = [self.input.out_channels] + [config.channels] * (config.layers - 1)
         self.layers = nn.ModuleList(
-            GatedStackLayer(size, config.channels, config.kernel_size, first=i == 0)
+            GatedStackLayer(size, config.channels, config.kernel_size, first=i == 0, colours=C)
             for i, size in enumerate(sizes))
-        out = 1 if self.levels == 2 else self.levels
-        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(config.channels, config.head_channels, 1),
-                                  nn.ReLU(), nn.Conv2d(config.head_channels, out, 1))
+        out = C if self.levels == 2 else self.levels * C  # the layout of level_logits
+        self.head = nn.Sequential(
+            nn.ReLU(), pointwise(config.channels, config.head_channels, colours=C),
+            nn.ReLU(), pointwise(config.head_channels, out, colours=C,
+                                 out_colours=logit_colours(out, C)))
+
+    def ordering(self) -> Tensor:
+        """Raster order over the pixels, R, G, B within a pixel (2016a, section 3.4)."""
+        return raster_colour_order(self.image_shape)
 
     def conditioning(self, y: Tensor | None) -> list[Tensor | None]:
         """One (B, 4h) gate bias per layer, or None: the hook conditional models override."""
@@ -81,22 +102,23 @@ class GatedPixelCNN(AutoregressiveModel):
         for layer, cond in zip(self.layers, self.conditioning(y)):
             v, h, skip = layer(v, h, cond)  # (B, h, H, W) each
             skips = skips + skip
-        return level_logits(self.head(skips), self.levels, 1)
+        return level_logits(self.head(skips), self.levels, self.image_shape[0])
 
-    def _head_at(self, skips: Tensor) -> Tensor:  # (B, h) -> (B,) or (B, levels)
+    def _head_at(self, skips: Tensor, colour: int) -> Tensor:  # (B, h) -> (B,) or (B, levels)
         out = conv1x1_at(self.head[3], F.relu(conv1x1_at(self.head[1], F.relu(skips))))
-        return out[:, 0] if self.levels == 2 else out
+        return colour_logits_at(out, self.levels, colour)
 
     @torch.no_grad()
     def sample(self, n: int, *, y: Tensor | None = None, generator: torch.Generator | None = None,
                given: Tensor | None = None, given_mask: Tensor | None = None) -> Tensor:
         """Draw ``n`` images row by row: the vertical stack once per row, the horizontal stack
-        once per pixel.
+        once per sub-pixel (the features of colour group g are final once colours < g are drawn;
+        see ``PixelCNN.sample``).
 
         Draws the same pixels, in the same order, from the same generator as the generic loop
         (``AutoregressiveModel.sample``), including the ``given`` / ``given_mask`` completion.
         """
-        _, H, W = self.image_shape
+        C, H, W = self.image_shape
         p = self.config.kernel_size // 2
         x, flat_mask = self.canvas(n, given, given_mask)
         conds = self.conditioning(None if y is None else y.to(self.device))
@@ -115,16 +137,26 @@ class GatedPixelCNN(AutoregressiveModel):
             # Horizontal inputs of the current row, padded left by p: (n, C_l, W + p).
             h_caches = [x.new_zeros(n, size, W + p) for size in sizes]
             for c in range(W):
-                skips = 0
-                for i, (layer, cond) in enumerate(zip(self.layers, conds)):
-                    h, skip = layer.horizontal_at(h_caches[i], c, links[i][:, :, c], h_weights[i],
-                                                  cond)  # (n, h) each
-                    skips = skips + skip
-                    if i + 1 < len(self.layers):
-                        h_caches[i + 1][:, :, c + p] = h
-                if flat_mask is None or not flat_mask[r * W + c]:
-                    x[:, 0, r, c] = draw_levels(self._head_at(skips), self.levels, generator)
-                pixel = self.input(x[:, :, r:r + 1, c:c + 1])[:, :, 0, 0]  # (n, C_in)
-                h_caches[0][:, :, c + p] = pixel
-                v_caches[0][:, :, r + p, c + p] = pixel
+                for colour in range(C):
+                    skips = self._horizontal_at(h_caches, c, links, h_weights, conds)
+                    if flat_mask is None or not flat_mask[self.subpixel_index(r, c, colour)]:
+                        x[:, colour, r, c] = draw_levels(self._head_at(skips, colour),
+                                                         self.levels, generator)
+                    pixel = self.input(x[:, :, r:r + 1, c:c + 1])[:, :, 0, 0]  # (n, C_in)
+                    h_caches[0][:, :, c + p] = pixel
+                    v_caches[0][:, :, r + p, c + p] = pixel
         return x
+
+    def _horizontal_at(self, h_caches: list[Tensor], c: int, links: list[Tensor],
+                       h_weights: list[Tensor], conds: list[Tensor | None]) -> Tensor:
+        """Every layer's horizontal stack at column c of the current row, each writing its h
+        into the next layer's cache: the summed skips, (n, h)."""
+        p = self.config.kernel_size // 2
+        skips = 0
+        for i, (layer, cond) in enumerate(zip(self.layers, conds)):
+            h, skip = layer.horizontal_at(h_caches[i], c, links[i][:, :, c], h_weights[i],
+                                          cond)  # (n, h) each
+            skips = skips + skip
+            if i + 1 < len(self.layers):
+                h_caches[i + 1][:, :, c + p] = h
+        return skips

@@ -31,6 +31,11 @@ class Independent(AutoregressiveModel):
     Config = IndependentConfig
     paper = "independent pixels (baseline: a product of per-pixel distributions)"
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """Any shape, any levels: one distribution per sub-pixel."""
+        return None
+
     def __init__(self, config: IndependentConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
         outputs = 1 if self.levels == 2 else self.levels

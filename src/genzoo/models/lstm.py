@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..nn import PreviousPixel, RasterPosition
-from .base import AutoregressiveModel, sample_raster, sequence_logits
+from .base import AutoregressiveModel, one_channel, sample_raster, sequence_logits
 
 
 @dataclass
@@ -56,11 +56,14 @@ class LSTM(AutoregressiveModel):
     Config = LSTMConfig
     paper = "Theis & Bethge 2015 (Generative Image Modeling Using Spatial LSTMs)"
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """One image channel of any size, binary or categorical pixels."""
+        return one_channel("the raster LSTM", image_shape, "assumes")
+
     def __init__(self, config: LSTMConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        channels, height, width = self.image_shape
-        if channels != 1:
-            raise ValueError("the raster LSTM assumes one image channel")
+        _, height, width = self.image_shape
         self.previous = PreviousPixel(self.levels, config.embed_dim)
         self.position = RasterPosition(height, width, config.position_dim)
         self.lstm = nn.LSTM(self.previous.out_features + config.position_dim, config.hidden,

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..nn import MaskedLinear
-from .base import AutoregressiveModel, draw_levels
+from .base import AutoregressiveModel, binary_only, draw_levels
 
 ORDERINGS = ("natural", "random")
 
@@ -67,10 +67,13 @@ class MADE(AutoregressiveModel):
     Config = MADEConfig
     paper = "Germain et al. 2015"
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """Binary pixels of any shape (the C*H*W of them are the MLP's inputs)."""
+        return binary_only(cls.__name__, levels)
+
     def __init__(self, config: MADEConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        if self.levels != 2:
-            raise ValueError("MADE models binary pixels: use data.variant 'binarized'")
         if not config.hidden:
             raise ValueError("MADE needs at least one hidden layer")
         D = self.num_pixels

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import knob
-from .base import AutoregressiveModel, draw_levels
+from .base import AutoregressiveModel, binary_only, draw_levels
 
 CHUNK_BYTES = 16 * 2**20  # the scan's chunk of (pixels, B, H) floats: the most rows within this
 
@@ -42,10 +42,13 @@ class NADE(AutoregressiveModel):
     Config = NADEConfig
     paper = "Larochelle & Murray 2011"
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """Binary pixels of any shape (the C*H*W of them in one raster)."""
+        return binary_only(cls.__name__, levels)
+
     def __init__(self, config: NADEConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        if self.levels != 2:
-            raise ValueError("NADE models binary pixels: use data.variant 'binarized'")
         D, H = self.num_pixels, config.hidden
         self.W = nn.Parameter(torch.randn(H, D) * 0.01)  # input -> hidden, column d used after pixel d
         self.c = nn.Parameter(torch.zeros(H))

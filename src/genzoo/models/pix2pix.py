@@ -37,7 +37,8 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..data import Split
-from .base import GenerativeModel, OptimizerSpec, ScoreSettings, Trainable, Update
+from .base import (GenerativeModel, OptimizerSpec, ScoreSettings, Trainable, Update, binary_only,
+                   first_problem, one_channel, sides_divisible)
 from .figures import Figures, grid_png
 
 TASKS = ("superres", "completion")
@@ -89,13 +90,16 @@ class Pix2Pix(GenerativeModel):
     nll_kind = "none"
     has_validation_nll = False
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """Binary images of one channel (its tasks degrade a binary digit), sides divisible
+        by 4 (the U-Net's and the PatchGAN's two stride-2 layers, the 4x4 blocks)."""
+        return first_problem(binary_only("pix2pix", levels),
+                             one_channel("pix2pix", image_shape, "translates"),
+                             sides_divisible("pix2pix", image_shape, 4, "two stride-2 layers"))
+
     def __init__(self, config: Pix2PixConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        if self.levels != 2:
-            raise ValueError("pix2pix translates binary images: use data.variant 'binarized'")
-        C, H, W = self.image_shape
-        if C != 1 or H % 4 or W % 4:
-            raise ValueError(f"pix2pix needs one channel and sides divisible by 4, got {C}x{H}x{W}")
         if not 0 <= config.dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {config.dropout}")
         c, leak = config.channels, config.leak

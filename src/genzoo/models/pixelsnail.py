@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..nn import LevelInput, MaskedConv2d, conv1x1_at, level_logits
-from .base import AutoregressiveModel, draw_levels
+from .base import AutoregressiveModel, draw_levels, one_channel
 
 
 @dataclass
@@ -157,11 +157,17 @@ class PixelSNAIL(AutoregressiveModel):
     Config = PixelSNAILConfig
     paper = "Chen et al. 2018 (PixelSNAIL: An Improved Autoregressive Generative Model)"
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """One image channel of any size, binary or categorical pixels.
+
+        NOTE: no colour: the paper draws CIFAR-10's R, G, B from PixelCNN++'s discretized
+        logistic mixture, which ours does not have, and its masks have no colour groups."""
+        return one_channel("PixelSNAIL", image_shape, "masks assume")
+
     def __init__(self, config: PixelSNAILConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        channels, height, width = self.image_shape
-        if channels != 1:
-            raise ValueError("PixelSNAIL masks assume one image channel")
+        _, height, width = self.image_shape
         C = config.channels
         self.input = LevelInput(self.levels, 1, config.embed_dim)
         self.register_buffer("background", raster_background(height, width), persistent=False)

@@ -34,7 +34,8 @@ from torch import Tensor, nn
 from ..config import knob
 from ..data import Split
 from ..nn import MaskedConv2d, conv1x1_at
-from .base import ScoreSettings, draw_levels, pixel_log_prob
+from .base import (ScoreSettings, binary_only, draw_levels, first_problem, one_channel,
+                   pixel_log_prob, sides_divisible)
 from .figures import Figures, grid_png, sample_grid
 from .vae import VAE, VAEConfig, capped_iwae_k, kl_to_prior
 
@@ -110,13 +111,14 @@ class PixelVAE(VAE):
     Config = PixelVAEConfig
     paper = "Gulrajani et al. 2017 (PixelVAE, ICLR); IWAE bound of Burda et al. 2015"
 
-    def __init__(self, config: PixelVAEConfig, **kwargs) -> None:
-        if kwargs.get("image_shape", (1, 28, 28))[0] != 1:
-            raise ValueError("PixelVAE's masks assume one image channel")
-        super().__init__(config, **kwargs)
-        _, H, W = self.image_shape
-        if H % 4 or W % 4:
-            raise ValueError(f"PixelVAE needs height and width divisible by 4, got {H}x{W}")
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """Binary pixels of one channel, sides divisible by 4 (the latent map's two
+        upsamplings from H/4 x W/4)."""
+        return first_problem(binary_only(cls.__name__, levels),
+                             one_channel("PixelVAE's", image_shape, "masks assume"),
+                             sides_divisible(cls.__name__, image_shape, 4,
+                                             "the latent map's two stride-2 upsamplings"))
 
     def build_decoder(self, config: PixelVAEConfig) -> nn.Module:
         return PixelDecoder(config, self.image_shape)

@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..nn import PreviousPixel, RasterPosition
-from .base import AutoregressiveModel, sample_raster, sequence_logits
+from .base import AutoregressiveModel, one_channel, sample_raster, sequence_logits
 
 
 @dataclass
@@ -124,11 +124,14 @@ class Transformer(AutoregressiveModel):
     Config = TransformerConfig
     paper = "Chen et al. 2020 (Generative Pretraining from Pixels)"
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """One image channel of any size, binary or categorical pixels."""
+        return one_channel("the pixel Transformer", image_shape, "assumes")
+
     def __init__(self, config: TransformerConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        channels, height, width = self.image_shape
-        if channels != 1:
-            raise ValueError("the pixel Transformer assumes one image channel")
+        _, height, width = self.image_shape
         if config.dim % config.heads:
             raise ValueError(f"heads ({config.heads}) must divide dim ({config.dim})")
         self.previous = PreviousPixel(self.levels, config.embed_dim)

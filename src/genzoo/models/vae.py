@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..data import Split
-from .base import GenerativeModel, ScoreSettings, draw_levels, pixel_log_prob
+from .base import GenerativeModel, ScoreSettings, binary_only, draw_levels, pixel_log_prob
 from .figures import Figures, grid_png, sample_grid
 from .scoring import bits_per_dim
 
@@ -63,10 +63,13 @@ class VAE(GenerativeModel):
     nll_kind = "bound"
     score_settings = ("batch_size", "iwae_k", "iwae_batch_size")
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """Binary pixels of any shape (the conv network's sides divisible by 4: its check)."""
+        return binary_only(cls.__name__, levels)
+
     def __init__(self, config: VAEConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        if self.levels != 2:
-            raise ValueError("VAE models binary pixels: use data.variant 'binarized'")
         if config.network not in NETWORKS:
             raise ValueError(f"network must be one of {NETWORKS}, got {config.network!r}")
         if config.latent < 1 or config.train_k < 1 or config.val_k < 1:

@@ -49,7 +49,8 @@ from torch import Tensor, nn
 
 from ..config import TrainConfig, build, config_schema, knob
 from ..data import SPLITS, DataError, Split, fixed_binarization, load_split, save_npz
-from .base import GenerativeModel, Phase, PhaseContext, ScoreSettings, draw_levels, pixel_log_prob
+from .base import (GenerativeModel, Phase, PhaseContext, ScoreSettings, binary_only, draw_levels,
+                   first_problem, pixel_log_prob, sides_divisible)
 from .figures import Figures, grid_layout, grid_png
 from .gated_pixelcnn import GatedPixelCNNConfig
 from .scoring import bits_per_dim, per_image_nll
@@ -245,13 +246,16 @@ class VQVAE(GenerativeModel):
             },
         }}
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """Binary pixels, any channels, sides divisible by 4 (the code grid is H/4 x W/4)."""
+        return first_problem(binary_only(cls.__name__, levels),
+                             sides_divisible(cls.__name__, image_shape, 4,
+                                             "two stride-2 convolutions to the code grid"))
+
     def __init__(self, config: VQVAEConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        if self.levels != 2:
-            raise ValueError("VQVAE models binary pixels: use data.variant 'binarized'")
         C, H, W = self.image_shape
-        if H % 4 or W % 4:
-            raise ValueError(f"VQVAE needs height and width divisible by 4, got {H}x{W}")
         c, D = config.hidden, config.code_dim
         self.encoder = nn.Sequential(
             nn.Conv2d(C, c, 4, 2, 1), nn.ReLU(),  # (B, c, H/2, W/2)

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..nn import PreviousPixel, RasterPosition
-from .base import AutoregressiveModel, sample_raster, sequence_logits
+from .base import AutoregressiveModel, one_channel, sample_raster, sequence_logits
 
 
 @dataclass
@@ -66,11 +66,14 @@ class WaveNet(AutoregressiveModel):
     Config = WaveNetConfig
     paper = "van den Oord et al. 2016c (WaveNet: A Generative Model for Raw Audio)"
 
+    @classmethod
+    def data_problem(cls, image_shape: tuple[int, int, int], levels: int) -> str | None:
+        """One image channel of any size, binary or categorical pixels."""
+        return one_channel("the raster WaveNet", image_shape, "assumes")
+
     def __init__(self, config: WaveNetConfig, **kwargs) -> None:
         super().__init__(config, **kwargs)
-        channels, height, width = self.image_shape
-        if channels != 1:
-            raise ValueError("the raster WaveNet assumes one image channel")
+        _, height, width = self.image_shape
         C = config.channels
         self.dilations = [2 ** i for _ in range(config.stacks)
                           for i in range(config.layers_per_stack)]
