@@ -218,12 +218,13 @@ def test_editing_a_source_file_changes_the_settings_of_the_jobs_that_import_it(t
     assert {key: value for key, value in after.items() if key != "genzoo/models/made.py"} == {
         key: value for key, value in before.items() if key != "genzoo/models/made.py"}
     assert write(params(), folder) == {
-        f"made/seed{seed}/{job}.json" for seed in (0, 1) for job in ("train", "evaluate", "sample")}
+        f"made/mnist/seed{seed}/{job}.json" for seed in (0, 1) for job in ("train", "evaluate", "sample")}
 
     with open(package_copy / "train.py", "a") as handle:
         handle.write("\n# an edit\n")
-    trains = {"made/seed0", "made/seed1", "nade/seed0", "vae/seed0", "vqvae/seed0",
-              "cond_gated_pixelcnn/seed0", "ddpm/seed0", "classifier/seed5"}
+    trains = {f"{run}/mnist/seed{seed}" for run, seed in (
+        ("made", 0), ("made", 1), ("nade", 0), ("vae", 0), ("vqvae", 0), ("cond_gated_pixelcnn", 0),
+        ("ddpm", 0), ("classifier", 5))}
     assert write(params(), folder) == (
         {f"{run}/train.json" for run in trains} | {"vqvae/mnist/seed0/codes.json", "vqvae/mnist/seed0/prior.json",
                                                    "classifier/mnist/seed5/floor.json"})

@@ -150,6 +150,15 @@ def raw_paths(source):
     return [f"data/raw/{source}/{name}" for name in dataset_spec(source).raw_files]
 
 
+# The datasets whose raw files the run downloads (colored_mnist is built from MNIST's).
+RAW_SOURCES = list(dict.fromkeys(dataset_spec(data).raw_source for data in DATASETS))
+
+
+def raw_source(wildcards):
+    """The dataset whose raw files the dataset of `wildcards` is built from."""
+    return dataset_spec(wildcards.dataset).raw_source
+
+
 def judge_run(data):
     """The judge's model on dataset `data` (one run: the data seed's)."""
     return f"{RUN}/model.pt".format(model=JUDGE, dataset=data, seed=config["seed"])

@@ -1,14 +1,7 @@
 # download_<source> -> prepare: each dataset's verified files, then its train/val/test split.
 # A dataset built from another's files (colored_mnist from MNIST's) downloads nothing of its own.
 
-_SOURCES = list(dict.fromkeys(dataset_spec(data).raw_source for data in DATASETS))
-
-
-def raw_source(wildcards):
-    return dataset_spec(wildcards.dataset).raw_source
-
-
-for _source in _SOURCES:
+for _source in RAW_SOURCES:
 
     rule:
         # Runs where the internet is (a login node on a cluster). The mirrors are read inside
