@@ -1,4 +1,5 @@
-"""The HTML report of several seeds per model: mean ± std, ranking, runs, curves, figures."""
+"""The HTML report: one section per dataset; several seeds per model (mean ± std, ranking, runs,
+curves, figures); the published figures in their own unit."""
 
 from __future__ import annotations
 
@@ -12,19 +13,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from genzoo.report import (curves_figure, curves_png, grids_figure, load_summary, model_rows,
-                           run_of_folder, seconds_per_sample_by_model, write_report)
+from genzoo.report import (Dataset, Run, curves_figure, curves_png, grids_figure,
+                           histories_by_run, load_summary, model_rows, run_of_folder,
+                           seconds_per_sample_by_model, write_report)
 from genzoo.summary import summarize
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def fake_run(model, seed, nats, *, nll_kind="exact", **extra):
+def fake_run(model, seed, nats, *, nll_kind="exact", dataset="mnist", variant="binarized",
+             dimensions=784, **extra):
     """The metrics an evaluate job writes for one run: the model's score, its sample quality
     and the run's facts (evaluate.run_facts: checkpoint, history and the timings file)."""
-    return {"model": model, "seed": seed, "paper": f"{model} paper", "nll_kind": nll_kind,
-            "variant": "binarized", "test_images": 100, "test_nll_nats": nats,
-            "test_nll_nats_stderr": 0.5, "test_bits_per_dim": nats / (784 * math.log(2)),
+    return {"model": model, "seed": seed, "dataset": dataset, "paper": f"{model} paper",
+            "nll_kind": nll_kind, "variant": variant, "test_images": 100, "test_nll_nats": nats,
+            "test_nll_nats_stderr": 0.5, "test_bits_per_dim": nats / (dimensions * math.log(2)),
             "fid": nats / 10, "precision": 0.5 + seed / 100, "recall": 0.25, "fid_samples": 500,
             "pr_neighbours": 3,
             "num_parameters": 1234, "best_epoch": 2, "steps": 300, "best_val_nll": nats + 1.0,
@@ -32,12 +35,13 @@ def fake_run(model, seed, nats, *, nll_kind="exact", **extra):
             "train_device": "cpu", **extra}
 
 
-def fake_history(model, seed, *, start=100.0):
+def fake_history(model, seed, *, start=100.0, dataset="mnist"):
     """A history.json as the trainer writes it: the curve, no wall-clock times (those are in the
     timings files, and reach the report through the metrics)."""
     epochs = [{"epoch": e, "step": 100 * e, "train_loss": start - 3 * e, "val_nll": start - 2 * e}
               for e in (1, 2, 3)]
-    return {"epochs": epochs, "model": model, "seed": seed, "variant": "binarized",
+    return {"epochs": epochs, "model": model, "seed": seed, "dataset": dataset,
+            "variant": "binarized",
             "num_parameters": 1234, "steps": 300, "best_epoch": 3, "best_val_nll": start - 6}
 
 
@@ -45,6 +49,23 @@ def write_png(path, value):
     """A real 2x2 PNG whose grey level (and so whose bytes) is ``value`` (0..255)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     plt.imsave(path, np.full((2, 2), value, dtype=float), cmap="gray", vmin=0, vmax=255)
+
+
+def write_rgb_png(path, seed):
+    """A real RGB sample grid: 4x4 random colour images of 8x8 pixels with a black gap."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = np.random.default_rng(seed).integers(0, 256, (4, 4, 8, 8, 3), dtype=np.uint8)
+    grid = np.zeros((4 * 9, 4 * 9, 3), dtype=np.uint8)
+    for row in range(4):
+        for column in range(4):
+            grid[9 * row:9 * row + 8, 9 * column:9 * column + 8] = images[row, column]
+    plt.imsave(path, grid)
+
+
+def write_json(path, record):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return path
 
 
 def data_uri(path):
@@ -60,54 +81,65 @@ RUNS = {
             fake_run("vae", 1, 85.0, nll_kind="bound", iwae_k=20, neg_elbo_nats=89.0,
                      neg_elbo_bits_per_dim=0.16)],
 }
-CLASSIFIER = {"model": "classifier", "seed": 0, "paper": "LeCun et al. 1998",
+CLASSIFIER = {"model": "classifier", "seed": 0, "dataset": "mnist", "paper": "LeCun et al. 1998",
               "variant": "grayscale", "test_images": 100, "test_accuracy": 0.98,
               "test_label_nll_nats": 0.05, "num_parameters": 5000, "floor_fid": 0.75,
               "floor_precision": 0.875, "floor_recall": 0.8125, "floor_fid_samples": 500,
               "floor_pr_neighbours": 3}
 
 
-@pytest.fixture
-def zoo(tmp_path):
-    """Summaries, histories and figure folders of a fake zoo laid out as the pipeline does."""
+def write_runs(root, runs_by_model, *, dataset="mnist", png=write_png):
+    """Summaries, histories, figure folders and timings of a fake zoo on one dataset, laid out
+    as the pipeline does; ``png(path, n)`` draws each figure (every one its own bytes)."""
     metrics, histories, figures, timings = [], [], [], []
-    grey_levels = iter(range(0, 256, 10))  # every PNG its own bytes
-    for model, runs in {**RUNS, "classifier": [CLASSIFIER]}.items():
-        metrics.append(tmp_path / f"reports/metrics/{model}.json")
-        metrics[-1].parent.mkdir(parents=True, exist_ok=True)
-        metrics[-1].write_text(json.dumps(summarize(runs)))
+    numbers = iter(range(0, 256, 10))
+    for model, runs in runs_by_model.items():
+        metrics.append(write_json(root / f"reports/metrics/{model}/{dataset}.json", summarize(runs)))
         for run in runs:
             seed = run["seed"]
-            histories.append(tmp_path / f"data/models/{model}/seed{seed}/history.json")
-            histories[-1].parent.mkdir(parents=True, exist_ok=True)
-            histories[-1].write_text(json.dumps(fake_history(model, seed)))
-            if model != "classifier":
-                folder = tmp_path / f"reports/figures/{model}/seed{seed}"
-                write_png(folder / "samples.png", next(grey_levels))
-                write_png(folder / "completions.png", next(grey_levels))
-                figures.append(folder)
-                timings.append(tmp_path / f"reports/timings/{model}/seed{seed}/evaluate.json")
-                timings[-1].parent.mkdir(parents=True, exist_ok=True)
-                timings[-1].write_text(json.dumps(
-                    {"model": model, "seed": seed, "fid_samples": 500, "sample_seconds": 5.0 + seed,
-                     "seconds_per_sample": (5.0 + seed) / 500, "evaluate_seconds": 9.0}))
+            histories.append(write_json(root / f"data/models/{model}/{dataset}/seed{seed}/history.json",
+                                        fake_history(model, seed, dataset=dataset)))
+            if model == "classifier":
+                continue
+            folder = root / f"reports/figures/{model}/{dataset}/seed{seed}"
+            png(folder / "samples.png", next(numbers))
+            png(folder / "completions.png", next(numbers))
+            figures.append(folder)
+            timings.append(write_json(
+                root / f"reports/timings/{model}/{dataset}/seed{seed}/evaluate.json",
+                {"model": model, "dataset": dataset, "seed": seed, "fid_samples": 500,
+                 "sample_seconds": 5.0 + seed, "seconds_per_sample": (5.0 + seed) / 500,
+                 "evaluate_seconds": 9.0}))
+    return metrics, histories, figures, timings
+
+
+@pytest.fixture
+def zoo(tmp_path):
+    """A fake zoo's report on mnist, with no datasets listed (one section, as before them)."""
+    metrics, histories, figures, timings = write_runs(tmp_path, {**RUNS, "classifier": [CLASSIFIER]})
     out = tmp_path / "reports/all.html"
     write_report(out, metrics=metrics, histories=histories, figures=figures, timings=timings,
                  title="fake zoo")
     return tmp_path, out.read_text(), (metrics, histories, figures)
 
 
-def summary_rows(html):
-    """The summary table's rows by model, as HTML."""
-    table = html.split("<h2>Summary</h2>", 1)[1].split("</table>", 1)[0]
+def summary_rows(html, dataset="mnist"):
+    """A dataset's summary table's rows by model, as HTML."""
+    table = dataset_section(html, dataset).split("<h3>Summary</h3>", 1)[1].split("</table>", 1)[0]
     rows = {}
     for row in table.split("<tr>")[2:]:  # past the header row
-        rows[re.search(r'href="#(\w+)"', row).group(1)] = row
+        rows[re.search(rf'href="#{dataset}-(\w+)"', row).group(1)] = row
     return rows
 
 
-def section(html, model):
-    return html.split(f'id="{model}"', 1)[1].split("</section>", 1)[0]
+def dataset_section(html, dataset):
+    """A dataset's part of the page, up to the next dataset's."""
+    return html.split(f'<section class="dataset" id="{dataset}">', 1)[1].split(
+        '<section class="dataset"', 1)[0]
+
+
+def section(html, model, dataset="mnist"):
+    return html.split(f'id="{dataset}-{model}"', 1)[1].split("</section>", 1)[0]
 
 
 def test_summary_table_shows_mean_std_and_seed_count(zoo):
@@ -147,12 +179,12 @@ def test_sections_list_the_seeds_and_a_table_of_runs(zoo):
 def test_only_the_lowest_seeds_figures_are_embedded(zoo):
     tmp_path, html, _ = zoo
     figures = tmp_path / "reports/figures"
-    assert data_uri(figures / "vae/seed1/samples.png") in html
-    assert data_uri(figures / "vae/seed2/samples.png") not in html
-    assert data_uri(figures / "nade/seed0/completions.png") in html
-    assert data_uri(figures / "nade/seed1/completions.png") not in html
+    assert data_uri(figures / "vae/mnist/seed1/samples.png") in html
+    assert data_uri(figures / "vae/mnist/seed2/samples.png") not in html
+    assert data_uri(figures / "nade/mnist/seed0/completions.png") in html
+    assert data_uri(figures / "nade/mnist/seed1/completions.png") not in html
     vae = section(html, "vae")
-    assert "figures of seed 1" in vae and f"{figures / 'vae/seed2'}/" in vae
+    assert "figures of seed 1" in vae and f"{figures / 'vae/mnist/seed2'}/" in vae
     assert "Seed 1. Samples" in vae
     assert "Seed 0. " not in section(html, "made")  # a single run needs no seed label
     # One curves image per model, plus its first seed's two figures, plus every model's samples
@@ -174,23 +206,28 @@ def test_curves_draw_every_seed_in_its_own_colour():
     assert curves_png([fake_history("nade", 0), fake_history("nade", 1)]).startswith(PNG_SIGNATURE)
 
 
+def before_datasets(record, *also):
+    """``record`` as written before the datasets (no ``dataset`` key) and without ``also``."""
+    return {key: value for key, value in record.items() if key not in ("dataset", *also)}
+
+
 def test_an_old_single_run_metrics_file_still_renders(tmp_path):
-    run = fake_run("made", 0, 88.0)
+    run = before_datasets(fake_run("made", 0, 88.0))
     metrics = tmp_path / "made.json"
     metrics.write_text(json.dumps(run))  # no runs, seeds or std: written before the seeds
     history = tmp_path / "history.json"
-    unseeded = {key: value for key, value in fake_history("made", 0).items() if key != "seed"}
-    history.write_text(json.dumps(unseeded))
+    history.write_text(json.dumps(before_datasets(fake_history("made", 0), "seed")))
     folder = tmp_path / "figures/made"  # an old unseeded folder
     write_png(folder / "samples.png", 30)
-    assert run_of_folder(folder) == ("made", None)
+    assert run_of_folder(folder) == Run("made", "mnist", None)
     summary = load_summary(metrics)
     assert summary["seeds"] == [0] and summary["runs"] == [run] and summary["std"] == {}
 
     out = tmp_path / "all.html"
     write_report(out, metrics=[metrics], histories=[history], figures=[folder])
     html = out.read_text()
-    assert 'id="made"' in html and "88.000 ± 0.500 nats" in html
+    assert 'id="mnist-made"' in html and "88.000 ± 0.500 nats" in html
+    assert "<h2>mnist (binarized)</h2>" in html and 'class="contents"' not in html
     assert "± one standard error" in html
     assert data_uri(folder / "samples.png") in html
     assert html.count("data:image/png;base64,") == 3  # curves, samples, the side-by-side grids
@@ -199,7 +236,7 @@ def test_an_old_single_run_metrics_file_still_renders(tmp_path):
 
 def test_summary_table_shows_sample_quality_the_floor_and_seconds_per_sample(zoo):
     html = zoo[1]
-    header = html.split("<h2>Summary</h2>", 1)[1].split("</tr>", 1)[0]
+    header = html.split("<h3>Summary</h3>", 1)[1].split("</tr>", 1)[0]
     assert all(f"<th>{name}</th>" in header for name in ("FID", "precision", "recall", "s / sample"))
     rows = summary_rows(html)
     std = statistics.stdev([8.7, 9.5])
@@ -219,8 +256,9 @@ def test_summary_table_shows_sample_quality_the_floor_and_seconds_per_sample(zoo
 def test_one_figure_puts_every_models_samples_side_by_side(zoo):
     tmp_path, html, (metrics, histories, figures) = zoo
     assert "Every model's samples side by side" in html
-    grids = [("vae", tmp_path / "reports/figures/vae/seed1/samples.png"),
-             ("made", tmp_path / "reports/figures/made/seed0/samples.png")]
+    figures_dir = tmp_path / "reports/figures"
+    grids = [("vae", figures_dir / "vae/mnist/seed1/samples.png"),
+             ("made", figures_dir / "made/mnist/seed0/samples.png")]
     figure = grids_figure(grids, per_row=5)
     titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
     shown = [axis for axis in figure.axes if axis.get_images()]
@@ -229,9 +267,9 @@ def test_one_figure_puts_every_models_samples_side_by_side(zoo):
     # The page's figure is built from the shown seed's grids, in the summary table's order.
     rows, _ = model_rows(metrics, histories, figures)
     assert [(row["model"], row["samples_png"]) for row in rows] == [
-        ("vae", tmp_path / "reports/figures/vae/seed1/samples.png"),
-        ("made", tmp_path / "reports/figures/made/seed0/samples.png"),
-        ("nade", tmp_path / "reports/figures/nade/seed0/samples.png")]
+        ("vae", figures_dir / "vae/mnist/seed1/samples.png"),
+        ("made", figures_dir / "made/mnist/seed0/samples.png"),
+        ("nade", figures_dir / "nade/mnist/seed0/samples.png")]
     assert seconds_per_sample_by_model([]) == {}
 
 
