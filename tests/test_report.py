@@ -331,3 +331,179 @@ def test_a_diffusion_bound_says_how_it_was_computed(tmp_path):
     metrics.write_text(json.dumps(summarize(runs[1:])))  # K = 1: no error of the t draws
     write_report(out, metrics=[metrics], histories=[history], figures=[folder])
     assert "draw of t alone" not in out.read_text()
+
+
+# CIFAR-10: 32 x 32 x 3 values per image; vae runs on both datasets, pixelcnn on CIFAR-10 only.
+CIFAR = {"dataset": "cifar10", "variant": "rgb", "dimensions": 3072}
+CIFAR_RUNS = {
+    "pixelcnn": [fake_run("pixelcnn", 0, 7000.0, **CIFAR)],
+    "vae": [fake_run("vae", 0, 7500.0, nll_kind="bound", iwae_k=20, neg_elbo_nats=7600.0,
+                     neg_elbo_bits_per_dim=3.57, **CIFAR),
+            fake_run("vae", 1, 7700.0, nll_kind="bound", iwae_k=20, neg_elbo_nats=7800.0,
+                     neg_elbo_bits_per_dim=3.66, **CIFAR)],
+}
+CIFAR_JUDGE = {**CLASSIFIER, "dataset": "cifar10", "variant": "rgb", "test_accuracy": 0.75,
+               "floor_fid": 2.5}
+REFUSED = {"nade": "NADE models binary pixels of one channel",
+           "made": "MADE models binary pixels of one channel"}
+DATASETS = [
+    {"name": "mnist", "title": "Binarized MNIST", "variant": "binarized", "unit": "nats",
+     "models": ["nade", "made", "vae"], "refused": {}},
+    {"name": "cifar10", "title": "CIFAR-10 (RGB, 256 levels)", "variant": "rgb",
+     "unit": "bits/dim", "models": ["pixelcnn", "vae"], "refused": REFUSED},
+]
+
+
+def bits(nats, dimensions=3072):
+    return nats / (dimensions * math.log(2))
+
+
+@pytest.fixture
+def two_datasets(tmp_path):
+    """A fake run on binarized MNIST and CIFAR-10 (RGB sample grids), reported by the CLI from
+    settings that list both."""
+    from genzoo.cli import main
+
+    files = [sum(lists, []) for lists in zip(
+        write_runs(tmp_path, {**RUNS, "classifier": [CLASSIFIER]}),
+        write_runs(tmp_path, {**CIFAR_RUNS, "classifier": [CIFAR_JUDGE]}, dataset="cifar10",
+                   png=write_rgb_png))]
+    metrics, histories, figures, timings = files
+    settings = write_json(tmp_path / "settings/report.json",
+                          {"title": "two datasets", "models": [], "sources": {},
+                           "datasets": DATASETS})
+    out = tmp_path / "reports/all.html"
+    assert main(["report", "--metrics", *map(str, metrics), "--history", *map(str, histories),
+                 "--figures", *map(str, figures), "--timings", *map(str, timings),
+                 "--settings", str(settings), "--out", str(out)]) == 0
+    return tmp_path, out.read_text()
+
+
+def test_two_datasets_get_a_section_each_with_their_own_models_and_judge(two_datasets):
+    tmp_path, html = two_datasets
+    contents = html.split('<nav class="contents">', 1)[1].split("</nav>", 1)[0]
+    assert contents.index('href="#mnist"') < contents.index('href="#cifar10"')
+    assert html.index('id="mnist"') < html.index('id="cifar10"')  # the settings' order
+    assert list(summary_rows(html, "mnist")) == ["vae", "made", "nade"]
+    assert list(summary_rows(html, "cifar10")) == ["pixelcnn", "vae"]
+    mnist, cifar = dataset_section(html, "mnist"), dataset_section(html, "cifar10")
+    assert "<h2>Binarized MNIST</h2>" in mnist and "<h2>CIFAR-10 (RGB, 256 levels)</h2>" in cifar
+    assert "98.00 % accuracy" in mnist and "75.00 % accuracy" in cifar  # each its own judge
+    assert "98.00 %" not in cifar and "pixelcnn" not in mnist
+    floor = cifar.split('<tr class="floor">', 1)[1].split("</tr>", 1)[0]
+    assert "2.50" in floor
+    # vae ran on both: each section shows that dataset's runs, figures and timings.
+    figures = tmp_path / "reports/figures/vae"
+    vae = section(html, "vae", "cifar10")
+    assert data_uri(figures / "cifar10/seed0/samples.png") in vae
+    assert data_uri(figures / "mnist/seed1/samples.png") not in vae
+    assert f"{bits(7500.0):.4f} ± {bits(0.5):.4f}" in vae and "7500.000" in vae  # seed 0's run
+    assert "86.000" not in vae
+    assert "0.0110" in summary_rows(html, "cifar10")["vae"]  # (5 + 6) / 2 / 500 s per sample
+    assert "Binarization" in mnist and "Binarization" not in cifar
+    assert mnist.count("side by side") == cifar.count("side by side") == 2  # caption and alt
+
+
+def test_a_refused_model_is_listed_in_its_datasets_section(two_datasets):
+    html = two_datasets[1]
+    cifar = " ".join(dataset_section(html, "cifar10").split())
+    assert ("Not run on this dataset: nade (NADE models binary pixels of one channel), "
+            "made (MADE models binary pixels of one channel).") in cifar
+    assert "Not run on this dataset" not in dataset_section(html, "mnist")
+    assert "(2 not run on it)" in html.split("</nav>", 1)[0]
+
+
+def test_a_256_level_dataset_leads_with_bits_per_dim(two_datasets):
+    html = two_datasets[1]
+    cifar = dataset_section(html, "cifar10")
+    header = cifar.split("<h3>Summary</h3>", 1)[1].split("</tr>", 1)[0]
+    assert header.index("<th>test NLL (bits/dim)</th>") < header.index("<th>nats</th>")
+    row = summary_rows(html, "cifar10")["pixelcnn"]
+    assert row.index(f"{bits(7000.0):.4f}") < row.index("7000.00")
+    assert "3.14 bits/dim (van den Oord et al. 2016a (ICML), Table 5, PixelCNN)" in row
+    vae = summary_rows(html, "cifar10")["vae"]
+    assert f"≤ </span>{bits(7600.0):.4f} ± {bits(141.42):.4f}" in vae
+    pixelcnn = " ".join(section(html, "pixelcnn", "cifar10").split())
+    assert (f"<th>test NLL</th><td class=\"num\">{bits(7000.0):.4f} ± {bits(0.5):.4f} bits/dim"
+            in pixelcnn)
+    assert "<th>nats</th><td class=\"num\">7000.000</td>" in pixelcnn
+    assert f"3.14 bits/dim — " in pixelcnn and f"(ours: {bits(7000.0):.4f} bits/dim)" in pixelcnn
+    assert "no figure published on CIFAR-10 (RGB, 256 levels) for this model" in section(
+        html, "vae", "cifar10")
+    assert "the sum over its 3,072 values" in cifar and "(3,072 ln 2)" in cifar
+    # Binarized MNIST leads with nats, as papers on it do.
+    mnist = dataset_section(html, "mnist")
+    assert "<th>test NLL (nats)</th><th>bits/dim</th>" in mnist and "(784 ln 2)" in mnist
+    assert "88.04 nats" in summary_rows(html)["made"]
+
+
+def test_a_dataset_without_published_figures_says_so(tmp_path):
+    run = fake_run("made", 0, 300.0, dataset="fashion_mnist", variant="grayscale")
+    metrics = write_json(tmp_path / "reports/metrics/made/fashion_mnist.json", summarize([run]))
+    fashion = Dataset.from_settings({"name": "fashion_mnist", "title": "Fashion-MNIST (256 levels)",
+                                     "variant": "grayscale"})
+    assert fashion.unit == "bits/dim"  # the unit papers on 256-level images use
+    out = tmp_path / "all.html"
+    write_report(out, metrics=[metrics], histories=[], figures=[], datasets=[fashion])
+    html = out.read_text()
+    assert "No published figures for this dataset." in html and "<th>published</th>" not in html
+    assert "<h2>Fashion-MNIST (256 levels)</h2>" in html and "256 levels:" in html
+    assert "<th>test NLL (bits/dim)</th>" in html
+
+
+def test_old_files_without_a_dataset_render_under_mnist(tmp_path):
+    """A summary, history, figures folder and timing of an older run (the layout before the
+    datasets, no ``dataset`` keys) beside a new CIFAR-10 summary."""
+    runs = [before_datasets(fake_run("made", seed, 88.0 + seed)) for seed in (0, 1)]
+    metrics = [write_json(tmp_path / "reports/metrics/made.json", summarize(runs)),
+               write_json(tmp_path / "reports/metrics/pixelcnn/cifar10.json",
+                          summarize(CIFAR_RUNS["pixelcnn"]))]
+    history = write_json(tmp_path / "data/models/made/seed0/history.json",
+                         before_datasets(fake_history("made", 0)))
+    folder = tmp_path / "reports/figures/made/seed0"
+    write_png(folder / "samples.png", 40)
+    timing = write_json(tmp_path / "reports/timings/made/seed0/evaluate.json",
+                        {"model": "made", "seed": 0, "seconds_per_sample": 0.25})
+    out = tmp_path / "all.html"
+    write_report(out, metrics=metrics, histories=[history], figures=[folder], timings=[timing],
+                 datasets=[Dataset.from_settings(entry) for entry in DATASETS])
+    html = out.read_text()
+    assert list(summary_rows(html, "mnist")) == ["made"]
+    assert list(summary_rows(html, "cifar10")) == ["pixelcnn"]
+    made = section(html, "made")
+    assert data_uri(folder / "samples.png") in made and "training curves of made" in made
+    assert "0.2500" in summary_rows(html, "mnist")["made"]
+    # Without datasets in the settings, every dataset found gets a section, in the files' order.
+    write_report(out, metrics=metrics, histories=[history], figures=[folder])
+    html = out.read_text()
+    assert html.index('id="mnist"') < html.index('id="cifar10"')
+    assert "<h2>cifar10 (rgb)</h2>" in html and "<th>test NLL (bits/dim)</th>" in html
+
+
+def test_runs_are_placed_by_their_json_then_by_their_path(tmp_path):
+    history = fake_history("vae", 3, dataset="cifar10")
+    paths = [write_json(tmp_path / "data/models/vae/cifar10/seed3/history.json",
+                        before_datasets(history)),  # the path says the dataset
+             write_json(tmp_path / "elsewhere/history.json", history),  # the JSON says it all
+             write_json(tmp_path / "data/models/vae/seed4/history.json",
+                        before_datasets(fake_history("vae", 4)))]  # older: mnist
+    grouped = histories_by_run(paths)
+    assert sorted(grouped) == [("cifar10", "vae"), ("mnist", "vae")]
+    assert list(grouped["cifar10", "vae"]) == [3] and list(grouped["mnist", "vae"]) == [4]
+    assert run_of_folder(tmp_path / "reports/figures/vae/cifar10/seed3") == Run("vae", "cifar10", 3)
+    assert run_of_folder(tmp_path / "reports/figures/vae/seed3") == Run("vae", "mnist", 3)
+    with pytest.raises(ValueError, match="not a run's figures folder"):
+        run_of_folder(tmp_path / "somewhere/vae/cifar10/seed3")
+    timing = write_json(tmp_path / "reports/timings/vae/cifar10/seed3/evaluate.json",
+                        {"model": "vae", "seconds_per_sample": 0.5})
+    assert seconds_per_sample_by_model([timing]) == {("cifar10", "vae"): 0.5}
+
+
+def test_a_dataset_entry_is_checked():
+    entry = {"name": "cifar10", "title": "CIFAR-10", "variant": "rgb"}
+    assert Dataset.from_settings(entry).unit == "bits/dim"
+    assert Dataset.from_settings({"name": "mnist"}).unit == "nats"
+    with pytest.raises(ValueError, match="variant 'colour'"):
+        Dataset.from_settings({**entry, "variant": "colour"})
+    with pytest.raises(ValueError, match="unit 'bits'"):
+        Dataset.from_settings({**entry, "unit": "bits"})
