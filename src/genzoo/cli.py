@@ -144,13 +144,15 @@ def cmd_summarize(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import write_report
+    from .report import Dataset, write_report
     from .settings import read_settings
 
     settings = read_settings(Path(args.settings))
+    datasets = [Dataset.from_settings(entry) for entry in settings.get("datasets", [])]
     write_report(Path(args.out), metrics=[Path(p) for p in args.metrics],
                  histories=[Path(p) for p in args.history], figures=[Path(p) for p in args.figures],
-                 timings=[Path(p) for p in args.timings], title=settings["title"])
+                 timings=[Path(p) for p in args.timings], title=settings["title"],
+                 datasets=datasets)
     print(args.out)
     return 0
 
@@ -242,13 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_summarize)
 
-    p = commands.add_parser("report", help="write the HTML report")
-    p.add_argument("--metrics", nargs="+", required=True)
-    p.add_argument("--history", nargs="+", required=True)
-    p.add_argument("--figures", nargs="+", required=True, help="PNGs in one folder per model")
+    p = commands.add_parser("report", help="write the HTML report, one section per dataset")
+    p.add_argument("--metrics", nargs="+", required=True,
+                   help="every summary, reports/metrics/<model>/<dataset>.json (the judges' too)")
+    p.add_argument("--history", nargs="+", required=True,
+                   help="every run's data/models/<model>/<dataset>/seed<s>/history.json")
+    p.add_argument("--figures", nargs="+", required=True,
+                   help="every run's PNG folder, reports/figures/<model>/<dataset>/seed<s>")
     p.add_argument("--timings", nargs="*", default=[],
                    help="every run's evaluate timings (seconds per FID sample)")
-    p.add_argument("--settings", required=True, help="settings/report.json (the title)")
+    p.add_argument("--settings", required=True,
+                   help="settings/report.json (the title; the datasets, in the sections' order)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_report)
     return parser
