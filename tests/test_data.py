@@ -162,11 +162,12 @@ def test_binarize_split_sizes_and_fixed_bits(processed, tmp_path, mirror):
         # Bernoulli(gray/255): a pixel at 0 is never on, a pixel at 255 always is.
         assert not bits[splits[name].gray == 0].any() and bits[splits[name].gray == 255].all()
     # Rebuilding gives the same bytes: every model is scored on the same bits. Rebuilt as the
-    # binarize job does, from its settings file (data.json: the seed and the split).
+    # prepare job does, from its settings file (data/mnist.json: the dataset, seed and split).
     download(tmp_path / "raw", [str(mirror)], progress=False)
     write_settings(validate_params({"seed": 0, "data": {"val_size": 10_000}}), tmp_path / "settings")
-    assert json.loads((tmp_path / "settings/data.json").read_text())["val_size"] == 10_000
-    assert main(["binarize", "--settings", str(tmp_path / "settings/data.json"), "--raw-dir",
+    settings = json.loads((tmp_path / "settings/data/mnist.json").read_text())
+    assert (settings["dataset"], settings["val_size"]) == ("mnist", 10_000)
+    assert main(["prepare", "--settings", str(tmp_path / "settings/data/mnist.json"), "--raw-dir",
                  str(tmp_path / "raw"), "--out-dir", str(tmp_path / "processed")]) == 0
     for name in ("val", "test"):
         with np.load(tmp_path / "processed" / f"{name}.npz") as fresh, \
