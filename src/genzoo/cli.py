@@ -195,13 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
                             help="split a dataset (train/val/test npz) and store the fixed "
                                  "val/test bits of a grey one")
     p.add_argument("--settings", required=True,
-                   help="settings/data.json: dataset (default mnist), seed, val_size")
+                   help="settings/data/<dataset>.json: dataset, seed, val_size")
     p.add_argument("--raw-dir", required=True)
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_prepare)
 
     p = commands.add_parser("train", help="train one run of a model")
-    p.add_argument("--settings", required=True, help="the run's settings/<model>/seed<s>/train.json")
+    p.add_argument("--settings", required=True, help="the run's settings/<model>/<dataset>/seed<s>/train.json")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--timings", default=None, help="where to write the wall-clock times")
@@ -209,15 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("phase", help="run one of a model's extra phases (e.g. the VQ-VAE's prior)")
-    p.add_argument("--settings", required=True, help="settings/<model>/seed<s>/<phase>.json")
-    p.add_argument("--run-dir", required=True, help="the trained run: data/models/<model>/seed<s>")
+    p.add_argument("--settings", required=True, help="settings/<model>/<dataset>/seed<s>/<phase>.json")
+    p.add_argument("--run-dir", required=True, help="the trained run: data/models/<model>/<dataset>/seed<s>")
     p.add_argument("--data-dir", required=True)
     p.add_argument("--timings", default=None, help="a phase that trains: its wall-clock times")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_phase)
 
     p = commands.add_parser("evaluate", help="test metrics of one run")
-    p.add_argument("--settings", required=True, help="settings/<model>/seed<s>/evaluate.json")
+    p.add_argument("--settings", required=True, help="settings/<model>/<dataset>/seed<s>/evaluate.json")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--test", required=True)
     p.add_argument("--judge", default=None,
@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = commands.add_parser("sample", help="draw one run's figures (sample grids and the model's own)")
-    p.add_argument("--settings", required=True, help="settings/<model>/seed<s>/sample.json")
+    p.add_argument("--settings", required=True, help="settings/<model>/<dataset>/seed<s>/sample.json")
     p.add_argument("--run-dir", required=True)
     p.add_argument("--test", default=None, help="test split (completions, reconstructions, ...)")
     p.add_argument("--out-npz", required=True)

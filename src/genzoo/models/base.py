@@ -91,7 +91,7 @@ class Phase:
 class PhaseContext:
     """What a phase may use; the stage fills it in, so model files never import the stages."""
 
-    run_dir: Path  # data/models/<model>/seed<s>
+    run_dir: Path  # data/models/<model>/<dataset>/seed<s>
     out_dir: Path  # run_dir / phase name
     data_dir: Path  # data/processed
     settings: dict[str, Any]  # the phase's resolved settings (section, evaluate knobs, seed)
