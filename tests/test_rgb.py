@@ -22,7 +22,7 @@ from PIL import Image
 from genzoo.mixture import fit_mixture
 from genzoo.models import JUDGE, MODELS, NETWORKS, build_model
 from genzoo.models.ae import MixtureConfig
-from genzoo.models.base import AutoregressiveModel, raster_colour_order
+from genzoo.models.base import AutoregressiveModel, Trainable, raster_colour_order
 from genzoo.models.figures import grid_png, sample_grid
 from genzoo.models.scoring import label_agreement, label_histogram
 from genzoo.nn import GatedStackLayer, MaskedConv2d, colour_groups
@@ -289,8 +289,10 @@ TINY = {  # small architectures; a network missing here fails test_every_network
 }
 
 
-def test_every_network_has_a_tiny_arch():
+def test_every_network_has_a_tiny_arch_and_answers_for_itself():
     assert set(TINY) == set(NETWORKS)
+    for name, cls in NETWORKS.items():  # no network inherits the default that claims everything
+        assert cls.data_problem.__func__ is not Trainable.data_problem.__func__, name
 
 
 def ready_to_sample(name: str, model, x: torch.Tensor, generator: torch.Generator) -> None:
