@@ -6,10 +6,11 @@ features of two image sets:
 
     d^2 = |mu_1 - mu_2|^2 + tr(S_1 + S_2 - 2 (S_1 S_2)^(1/2)).
 
-NOTE: the features are the penultimate layer of the pipeline's own MNIST classifier (the judge,
-``models/classifier.py``), not Inception-v3's pool3 layer: Inception's weights are not available
-offline and are a poor judge of 28x28 digits. So our FIDs compare models with each other and with
-the floor (real images against real images), never with FIDs published on Inception features.
+NOTE: the features are the penultimate layer of the pipeline's own classifier of the dataset (the
+judge, ``models/classifier.py``: grey or colour images, any levels), not Inception-v3's pool3
+layer: Inception's weights are not available offline and are a poor judge of 28x28 digits. So our
+FIDs compare models with each other and with the floor (real images against real images), never
+with FIDs published on Inception features (CIFAR-10's included).
 
 Precision and recall follow Kynkäänniemi et al., "Improved Precision and Recall Metric for
 Assessing Generative Models", NeurIPS 2019, section 2 (eq. 1-3): each feature vector of a set is
@@ -101,10 +102,20 @@ def precision_recall(real: Tensor, fake: Tensor, *, k: int = 3) -> tuple[float, 
     return precision, recall
 
 
+def check_judged_shape(judge, images: Tensor) -> None:
+    """A clear ValueError unless the images (N, C, H, W) have the shape the judge was built for
+    (grey or R, G, B; its size): a judge of another dataset would score nonsense."""
+    if tuple(images.shape[1:]) != tuple(judge.image_shape):
+        raise ValueError(f"the judge reads images of shape {tuple(judge.image_shape)}, "
+                         f"got {tuple(images.shape[1:])}")
+
+
 @torch.no_grad()
 def judge_features(judge, images: Tensor, *, levels: int, batch_size: int = 1000) -> Tensor:
-    """The judge's penultimate features (N, F) float64, on the judge's device, of images holding
-    ``levels`` levels (rescaled to the judge's own levels), in batches, in eval mode."""
+    """The judge's penultimate features (N, F) float64, on the judge's device, of images
+    (N, C, H, W) holding ``levels`` levels (rescaled to the judge's own levels), in batches, in
+    eval mode. Grey or colour alike: C is the judge's (``check_judged_shape``)."""
+    check_judged_shape(judge, images)
     was_training = judge.training
     judge.eval()
     scale = (judge.levels - 1) / (levels - 1)

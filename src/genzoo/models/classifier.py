@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..data import Split, atomic_write_bytes, levels_of, load_split
-from ..quality import judge_features, quality_scores
+from ..quality import check_judged_shape, judge_features, quality_scores
 from .base import Phase, PhaseContext, ScoreSettings, Trainable
 from .scoring import per_image_nll
 
@@ -90,8 +90,9 @@ class Classifier(Trainable):
 
     @torch.no_grad()
     def predict(self, x: Tensor, batch_size: int = 1000) -> Tensor:
-        """Most likely class of each image, (B,)."""
-        return torch.cat([self(x[i:i + batch_size].to(self.device)).argmax(1).cpu()
+        """Most likely class of each image (B, C, H, W) of this judge's shape, (B,)."""
+        check_judged_shape(self, x)
+        return torch.cat([self(x[i:i + batch_size].to(self.device, self.dtype)).argmax(1).cpu()
                           for i in range(0, len(x), batch_size)])
 
     def score(self, test: Split, settings: ScoreSettings, *, variant: str,

@@ -1,4 +1,5 @@
-"""The pictures a model's ``figures`` hook draws: sample grids and image completions, as PNGs."""
+"""The pictures a model's ``figures`` hook draws: sample grids and image completions, as PNGs
+(grey for one channel, RGB for three; levels 0..levels-1 scaled to 0..255)."""
 
 from __future__ import annotations
 
@@ -40,11 +41,22 @@ def tile(images: torch.Tensor, *, nrow: int, padding: int = 2, pad_value: float 
     return grid
 
 
+def tile_colour(images: torch.Tensor, *, nrow: int, padding: int = 2,
+                pad_value: float = 0.5) -> torch.Tensor:
+    """``tile`` of each channel of colour images (N, 3, H, W), stacked channels-last:
+    (H', W', 3), the layout of an RGB picture."""
+    return torch.stack([tile(images[:, k:k + 1], nrow=nrow, padding=padding, pad_value=pad_value)
+                        for k in range(images.shape[1])], dim=-1)
+
+
 def grid_png(images: torch.Tensor, *, nrow: int = 8, scale: int = 2) -> bytes:
-    """A PNG of images (N, C, H, W) with values in [0, 1], ``nrow`` per row."""
-    grid = tile(images.float().cpu(), nrow=nrow)  # (H', W')
+    """A PNG of images (N, C, H, W) with values in [0, 1], ``nrow`` per row: an RGB picture of
+    colour images (C = 3: R, G, B), else a grey one of the first channel."""
+    colour = images.shape[1] == 3
+    layout = tile_colour if colour else tile
+    grid = layout(images.float().cpu(), nrow=nrow)  # (H', W', 3) or (H', W')
     pixels = (grid.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    picture = Image.fromarray(pixels, mode="L")
+    picture = Image.fromarray(pixels, mode="RGB" if colour else "L")
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")

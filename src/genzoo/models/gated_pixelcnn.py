@@ -24,12 +24,14 @@ Recurrent Neural Networks", ICML 2016 (2016a), section 3.4): the sub-pixels are 
 within each pixel (``ordering``); the horizontal stack, its 1x1 maps and the head split their
 feature maps into three colour groups, group g reading the groups < g of the current pixel in the
 first layer and <= g after it (``GatedStackLayer``), and the head gives a 256-way softmax per
-sub-pixel, logits (B, 256, 3, H, W). The vertical stack sees only finished rows and needs no
-colour mask. The sampler runs the horizontal stacks once per sub-pixel.
+sub-pixel, logits (B, 256, 3, H, W). The vertical stack reaches the horizontal one only from the
+rows above, where every colour is drawn, so it needs no colour mask. The sampler runs the
+horizontal stacks once per sub-pixel (NOTE: every colour group each time, as ``pixelcnn.py``).
 
 NOTE: levels == 2 gives Bernoulli logits (the paper uses a 256-way softmax); levels > 2 reads a
 learned embedding of the level, so the model also serves as a prior over VQ-VAE codes.
-NOTE: colour needs ``channels`` and ``head_channels`` divisible by 3 (equal colour groups).
+NOTE: colour needs ``channels`` and ``head_channels`` divisible by 3 (equal colour groups;
+params.yaml's 16 and 32 are not: a colour run needs e.g. 18 and 30).
 NOTE: the skip outputs are summed, as in pytorch-generative; the paper's figure shows only the
 residual path of the horizontal stack.
 """

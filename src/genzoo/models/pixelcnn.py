@@ -29,7 +29,10 @@ of the paper's 256-way softmax; for levels > 2 the input is a learned embedding 
 NOTE: with one image channel the head's 1x1 convolutions are plain ones: mask 'B' on a 1x1
 kernel over one colour group is the identity mask.
 NOTE: colour needs ``channels // 2`` and ``head_channels`` divisible by 3 (equal colour groups),
-so ``channels`` a multiple of 6; the paper's figures keep that (2h = 256 is not: ours refuses it).
+so ``channels`` a multiple of 6 (params.yaml's 32 and 32 are not: a colour run needs e.g. 48
+and 30).
+NOTE: each of the sampler's three passes at a pixel computes every colour group, where only group
+g's features change with sub-pixel g: three times the one-channel work, for one simple loop.
 """
 
 from __future__ import annotations
