@@ -45,7 +45,8 @@ def test_a_damaged_gzip_on_the_mirror_is_one_line_and_is_not_kept(tmp_path, mirr
     assert main(["download", "--quiet", "--out-dir", str(tmp_path / "raw"), "--mirror", str(bad)]) == 1
     assert one_line(capsys.readouterr().err) == (
         f"genzoo download: error: could not get train-labels-idx1-ubyte.gz; tried: {bad} (truncated "
-        "or corrupt gzip (Error -3 while decompressing data: invalid distance too far back))\n")
+        "or corrupt gzip (Error -3 while decompressing data: invalid distance too far back)) (to use "
+        "a local copy, set $GENZOO_DATA_MIRROR to the folder holding it)\n")
     assert not (tmp_path / "raw/train-labels-idx1-ubyte.gz").exists()
     assert not list((tmp_path / "raw").glob(".*tmp"))
 

@@ -34,7 +34,7 @@ def train_command(processed: Path, out_dir: Path) -> list[str]:
     settings_dir = out_dir.parent / "settings"
     write_settings(validate_params({"models": {"made": SECTION}}), settings_dir)
     return [sys.executable, "-m", "genzoo", "--threads", "1", "train",
-            "--settings", str(settings_dir / "made/seed3/train.json"), "--data-dir", str(processed),
+            "--settings", str(settings_dir / "made/mnist/seed3/train.json"), "--data-dir", str(processed),
             "--out-dir", str(out_dir)]
 
 

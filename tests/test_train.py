@@ -257,7 +257,7 @@ def test_cli_missing_data_is_a_clear_error(tmp_path, capsys):
     assert main(["train", "--settings", str(settings / "train.json"), "--data-dir", str(tmp_path),
                  "--out-dir", str(tmp_path / "out")]) == 1
     stderr = capsys.readouterr().err
-    assert stderr.count("\n") == 1 and "missing" in stderr and "binarize" in stderr
+    assert stderr.count("\n") == 1 and "missing" in stderr and "prepare" in stderr
     assert not (tmp_path / "out").exists()
 
 

@@ -145,13 +145,13 @@ def _model_schema(cls: type) -> dict[str, Any]:
             "train": {"$ref": "#/$defs/train", "default": {}},
             "seeds": {"$ref": "#/$defs/seeds",
                       "description": "This model's runs (default: the top-level seeds)."},
+            **cls.section_schemas(),  # before sample, where the hand-written schema had them
+            "sample": {"$ref": "#/$defs/sample", "default": {}},
             "datasets": {"type": "array", "items": {"$ref": "#/$defs/dataset"}, "minItems": 1,
                          "uniqueItems": True,
                          "description": "The datasets of data.dataset this model runs on "
                                         "(default: every one of them it can model; naming one "
                                         "it cannot model is an error)."},
-            **cls.section_schemas(),  # before sample, where the hand-written schema had them
-            "sample": {"$ref": "#/$defs/sample", "default": {}},
         },
     }
 
