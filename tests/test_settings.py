@@ -237,7 +237,8 @@ def test_editing_a_source_file_changes_the_settings_of_the_jobs_that_import_it(t
 # -- datasets: which models run where, checked before any job ----------------------------------
 
 def test_each_model_runs_on_every_dataset_it_can_model_by_default(tmp_path):
-    values = params(**{"data.dataset": ["mnist", "colored_mnist"]})
+    values = params(**{"data.dataset": ["mnist", "colored_mnist"],  # colour: channels in thirds
+                       "models.cond_gated_pixelcnn.arch": {"channels": 12, "head_channels": 12}})
     assert values["models"]["nade"]["datasets"] == ["mnist"]  # NADE: binary pixels only
     assert values["models"]["cond_gated_pixelcnn"]["datasets"] == ["mnist", "colored_mnist"]
     written = write(values, tmp_path)
@@ -280,3 +281,13 @@ def test_grayscale_variant_reaches_the_grey_datasets_and_their_levels():
                        "models": {"cond_gated_pixelcnn": {}}})
     jobs = run_settings(values, "cond_gated_pixelcnn", 0, "fashion_mnist")
     assert jobs["train"]["variant"] == "grayscale" and jobs["train"]["dataset"] == "fashion_mnist"
+
+
+def test_a_setting_that_cannot_take_the_data_is_refused_at_validation_not_in_training():
+    """The class takes colour, but 32 channels do not split into three colour groups."""
+    with pytest.raises(ParamsError) as error:
+        params(**{"data.dataset": ["mnist", "colored_mnist"],
+                  "models": {"pixelcnn": {"arch": {"channels": 32, "head_channels": 32}}}})
+    message = str(error.value)
+    assert "models.pixelcnn.datasets: pixelcnn cannot model colored_mnist (3x28x28, 256 levels): " in message
+    assert "divisible by 3" in message

@@ -287,23 +287,35 @@ def run_datasets(params: dict[str, Any]) -> list[str]:
     return [named] if isinstance(named, str) else list(named)
 
 
-def dataset_problem(name: str, dataset_name: str, variant: str) -> str | None:
-    """Why network ``name`` cannot model ``dataset_name`` (one line naming the data), or None."""
+def dataset_problem(name: str, dataset_name: str, variant: str,
+                    arch: dict[str, Any] | None = None) -> str | None:
+    """Why network ``name`` cannot model ``dataset_name`` (one line naming the data), or None.
+
+    The class answers for the data alone (``data_problem``: binary pixels only, one channel);
+    with ``arch`` the network is also built for that data, so a limit of one setting (colour
+    groups that must divide the channels, strides that must divide the sides) is refused here
+    too, before any job, never as a shape error in training."""
     from .data import levels_of
     from .datasets import dataset, variant_of
-    from .models import model_class
+    from .models import build_model, model_class
 
-    shape = dataset(dataset_name).image_shape
-    levels = levels_of(variant_of(dataset_name, variant))
-    problem = model_class(name).data_problem(tuple(shape), levels)
+    spec = dataset(dataset_name)
+    shape, levels = tuple(spec.image_shape), levels_of(variant_of(dataset_name, variant))
+    problem = model_class(name).data_problem(shape, levels)
+    if problem is None and arch is not None:
+        try:
+            build_model(name, arch, image_shape=shape, levels=levels, num_classes=spec.num_classes)
+        except ValueError as error:  # the model's own one-line refusal of these settings
+            problem = str(error)
     if problem is None:
         return None
     return f"cannot model {dataset_name} ({'x'.join(map(str, shape))}, {levels} levels): {problem}"
 
 
 def _fill_datasets(params: dict[str, Any], *, source: str, layers: list[tuple[str, Any]]) -> None:
-    """Each model's ``datasets``: by default every dataset of the run it can model; one it was
-    given is checked here, so a model never meets data it cannot take at training time."""
+    """Each model's ``datasets``: by default every dataset of the run its class can model (NADE
+    skips colour data); each one it will run on is then checked with its architecture, so a
+    model never meets data it cannot take at training time."""
     wanted, variant = run_datasets(params), params["data"]["variant"]
     for name, section in params["models"].items():
         where = ["models", name, "datasets"]
@@ -314,12 +326,11 @@ def _fill_datasets(params: dict[str, Any], *, source: str, layers: list[tuple[st
             if not section["datasets"]:  # nothing to run: say why rather than run nothing
                 raise ParamsError(f"{blame}: models.{name}: {name} "
                                   f"{'; '.join(problems.values())}; remove it or add a dataset it can model")
-            continue
         for data in section["datasets"]:
             if data not in wanted:
                 raise ParamsError(f"{blame}: models.{name}.datasets: {data} is not in data.dataset "
                                   f"({', '.join(wanted)})")
-            problem = dataset_problem(name, data, variant)
+            problem = dataset_problem(name, data, variant, section.get("arch", {}))
             if problem is not None:
                 raise ParamsError(f"{blame}: models.{name}.datasets: {name} {problem}")
 
