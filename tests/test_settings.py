@@ -291,3 +291,12 @@ def test_a_setting_that_cannot_take_the_data_is_refused_at_validation_not_in_tra
     message = str(error.value)
     assert "models.pixelcnn.datasets: pixelcnn cannot model colored_mnist (3x28x28, 256 levels): " in message
     assert "divisible by 3" in message
+
+
+def test_zoo_narrows_the_run_to_the_models_it_names(tmp_path):
+    values = params(zoo=["nade", "made"])
+    assert list(values["models"]) == ["nade", "made"]
+    assert not any(path.startswith("vae/") for path in write(values, tmp_path))
+    with pytest.raises(ParamsError, match=r"^params\.yaml: zoo: pixelcnn has no section in models "
+                                          r"\(models: made, nade, vae, vqvae, cond_gated_pixelcnn, ddpm\)$"):
+        params(zoo=["made", "pixelcnn"])

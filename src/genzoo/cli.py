@@ -52,9 +52,14 @@ def cmd_settings(args) -> int:
 
 
 def cmd_download(args) -> int:
+    import json
+
     from .data import download
 
-    for path in download(Path(args.out_dir), args.mirror or None, dataset=args.dataset,
+    mirrors = list(args.mirror)
+    if args.mirrors_from:  # the workflow's list, read at run time (see workflow/rules/data.smk)
+        mirrors += json.loads(Path(args.mirrors_from).read_text()).get(args.dataset, [])
+    for path in download(Path(args.out_dir), mirrors or None, dataset=args.dataset,
                          progress=not args.quiet):
         print(path)
     return 0
@@ -178,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a mirror (folder or URL); repeat for fallbacks (default: the dataset's "
                         "usual mirrors); the dataset's variable, e.g. $GENZOO_DATA_MIRROR for "
                         "MNIST, goes first")
+    p.add_argument("--mirrors-from", metavar="JSON",
+                   help="a file mapping each dataset to its mirrors (settings/mirrors.json): "
+                        "this dataset's list follows any --mirror")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_download)
 

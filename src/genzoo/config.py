@@ -276,9 +276,23 @@ def validate_params(params: dict[str, Any] | None, *, source: str = "params.yaml
     error = jsonschema.exceptions.best_match(validator.iter_errors(filled))
     if error is not None:
         raise ParamsError(f"{_blame(error, layers or [], source)}: {_key_path(error)}")
+    _select_zoo(filled, source=source, layers=layers or [])
     _fill_seeds(filled)
     _fill_datasets(filled, source=source, layers=layers or [])
     return filled
+
+
+def _select_zoo(params: dict[str, Any], *, source: str, layers: list[tuple[str, Any]]) -> None:
+    """Keep the sections of the models ``zoo`` names, in its order (all of them without it)."""
+    zoo = params.get("zoo")
+    if zoo is None:
+        return
+    missing = [name for name in zoo if name not in params["models"]]
+    if missing:
+        blame = " + ".join([label for label, layer in layers if _contains(layer, ["zoo"])][-1:]) or source
+        raise ParamsError(f"{blame}: zoo: {missing[0]} has no section in models "
+                          f"(models: {', '.join(params['models']) or 'none'})")
+    params["models"] = {name: params["models"][name] for name in zoo}
 
 
 def run_datasets(params: dict[str, Any]) -> list[str]:

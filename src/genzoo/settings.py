@@ -19,6 +19,7 @@ looking never changes what a later run does (``workflow/rules/common.smk``).
 
 Layout (``settings/``)::
 
+    mirrors.json                                         each download's mirrors (an input of no job)
     data/<dataset>.json                                  prepare: the data seed and the split
     <model>/<dataset>/seed<s>/train.json                 a run's training (the classifier's too)
     <model>/<dataset>/seed<s>/<phase>.json               a model's extra phases (VQ-VAE: codes, prior)
@@ -121,7 +122,7 @@ def run_settings(params: dict[str, Any], name: str, seed: int,
 
 def all_settings(params: dict[str, Any]) -> dict[Path, dict[str, Any]]:
     """Every job's settings file (relative to the settings folder) and its content."""
-    files = {}
+    files = {Path("mirrors.json"): mirrors(params)}
     for data in run_datasets(params):
         files[Path("data") / f"{data}.json"] = {"dataset": data, "seed": params["seed"],
                                                 "val_size": params["data"]["val_size"],
@@ -138,6 +139,14 @@ def all_settings(params: dict[str, Any]) -> dict[Path, dict[str, Any]]:
                                   "datasets": report_datasets(params),
                                   "sources": digests("report", files=(TEMPLATE,))}
     return files
+
+
+def mirrors(params: dict[str, Any]) -> dict[str, list[str]]:
+    """The mirrors each download of the run tries, by dataset: data.mirrors.<name>, or the
+    dataset's official ones. No job takes this file as an input: any good mirror yields the
+    same verified bytes, so editing the list reruns nothing."""
+    sources = dict.fromkeys(dataset(data).raw_source for data in run_datasets(params))
+    return {name: list(params["data"]["mirrors"].get(name, dataset(name).mirrors)) for name in sources}
 
 
 def report_datasets(params: dict[str, Any]) -> list[dict[str, Any]]:

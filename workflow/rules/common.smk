@@ -223,13 +223,6 @@ def declared_phases():
     return found
 
 
-def mirror_args(source):
-    """The --mirror options of dataset `source`'s download: data.mirrors.<source>, in order, or
-    by default the dataset's official mirrors."""
-    mirrors = config["data"]["mirrors"].get(source, dataset_spec(source).mirrors)
-    return " ".join(f"--mirror {shlex.quote(m)}" for m in mirrors)
-
-
 # -- threads and resources: from the profiles and the machine, never fixed in a rule ----------------
 # A rule names no threads, memory, runtime or GPUs. On a cluster the SLURM profile sizes every
 # job (set-threads, default-resources, set-resources in workflow/profiles/slurm/config.yaml); its

@@ -4,9 +4,11 @@
 for _source in RAW_SOURCES:
 
     rule:
-        # Runs where the internet is (a login node on a cluster). The mirrors are read inside
-        # `run` on purpose: any good mirror yields the same verified bytes, so editing the list
-        # (or the dataset's mirror variable) reruns nothing.
+        # Runs where the internet is (a login node on a cluster). The mirrors are read from
+        # settings/mirrors.json when the job runs, on purpose not an input: any good mirror
+        # yields the same verified bytes, so editing the list (or the dataset's mirror
+        # variable) reruns nothing. (A shell command, not `run:`, which Snakemake 9 executes by
+        # reading the workflow again without --replace-workflow-config.)
         name:
             f"download_{_source}"
         localrule: True
@@ -16,9 +18,9 @@ for _source in RAW_SOURCES:
             source=_source,
         log:
             f"logs/download/{_source}.log",
-        run:
-            shell(f"python -m genzoo download --quiet --dataset {params.source} "
-                  f"--out-dir data/raw/{params.source} {mirror_args(params.source)} > {log} 2>&1")
+        shell:
+            "python -m genzoo download --quiet --dataset {params.source} "
+            "--out-dir data/raw/{params.source} --mirrors-from settings/mirrors.json > {log} 2>&1"
 
 
 rule prepare:
