@@ -120,7 +120,7 @@ def test_a_target_swallowed_by_configfile(project):
     assert missing.returncode == 1
     last = [line for line in missing.output.splitlines() if line.strip()][-1]
     assert "'reports/all.html'" in last  # Snakemake 9.27: "FileNotFoundError: [Errno 2] No such ..."
-    (project / "reports/metrics").mkdir(parents=True, exist_ok=True)
+    (project / "reports/metrics/made").mkdir(parents=True, exist_ok=True)
     (project / "reports/metrics/made/mnist.json").write_text('{"model": "made", "test_nll_nats": 90.0}')
     try:
         existing = snakemake(project, "--cores", "2", "--configfile", "paper.yaml",

@@ -113,7 +113,7 @@ def test_pipeline_writes_report_metrics_and_samples(project):
             for figure in FIGURES.get(model, COMPLETIONS):
                 png = project / f"reports/figures/{model}/mnist/seed{seed}/{figure}"
                 assert png.read_bytes()[:4] == b"\x89PNG"
-        assert f'id="{model}"' in html
+        assert f'id="mnist-{model}"' in html  # the model's part of the dataset's section
     agreement = load(project, "reports/metrics/cond_gated_pixelcnn/mnist.json")
     assert 0 <= agreement["label_agreement"] <= 1 and agreement["agreement_samples"] == 20
     classifier = load(project, "reports/metrics/classifier/mnist.json")
