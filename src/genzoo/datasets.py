@@ -134,7 +134,7 @@ FASHION_MNIST = Dataset(
 
 COLORED_MNIST = Dataset(
     name="colored_mnist",
-    title="Coloured MNIST",
+    title="Colored MNIST",
     citation="derived from MNIST (LeCun et al. 1998) by genzoo: coloured digit on a coloured background",
     raw_files=MNIST.raw_files,
     checksums=MNIST.checksums,

@@ -16,6 +16,8 @@ for _source in RAW_SOURCES:
             raw_paths(_source),
         params:
             source=_source,
+        conda:
+            ENV
         log:
             f"logs/download/{_source}.log",
         shell:
