@@ -59,7 +59,7 @@ def test_known_checksums_and_mirror_variables():
     assert dataset("mnist").mirror_env == data.MIRROR_ENV == "GENZOO_DATA_MIRROR"
     assert dataset("fashion_mnist").mirror_env == "GENZOO_FASHION_MNIST_MIRROR"
     assert dataset("cifar10").mirror_env == "GENZOO_CIFAR10_MIRROR"
-    # Coloured MNIST is MNIST's files, coloured: same download, same variable.
+    # Colored MNIST is MNIST's files, coloured: same download, same variable.
     assert data.raw_files("colored_mnist") == data.raw_files("mnist") == data.RAW_FILES
     assert dataset("colored_mnist").raw_source == "mnist"
     assert data.raw_files("cifar10") == (CIFAR10_ARCHIVE,)
@@ -147,7 +147,7 @@ def test_a_recompressed_copy_is_as_good(tmp_path, mirror):
 
 
 # --------------------------------------------------------------------------------------------
-# Coloured MNIST
+# Colored MNIST
 # --------------------------------------------------------------------------------------------
 
 
@@ -200,7 +200,7 @@ def test_channels_are_correlated_but_not_grey(digits):
 
 @pytest.fixture(scope="module")
 def coloured(tmp_path_factory, mirror) -> Path:
-    """Coloured MNIST's splits, made from the local MNIST mirror (its raw files)."""
+    """Colored MNIST's splits, made from the local MNIST mirror (its raw files)."""
     out = tmp_path_factory.mktemp("colored") / "processed"
     prepare("colored_mnist", mirror, out, val_size=10_000, seed=0)
     return out

@@ -12,7 +12,7 @@ parts live here:
 * CIFAR-10 (Krizhevsky 2009, "Learning Multiple Layers of Features from Tiny Images", ch. 3) is
   the official ``cifar-10-python.tar.gz``, checked by the MD5 of the archive itself: six pickled
   batches, read here with an unpickler that can build nothing but numpy arrays.
-* Coloured MNIST is derived from MNIST's raw files, offline and bit for bit reproducibly from
+* Colored MNIST is derived from MNIST's raw files, offline and bit for bit reproducibly from
   the data seed: each digit in one colour on a background of another (``colour_digits``).
 
 Grey sets come in two variants (``binarized`` or ``grayscale``, from params' ``data.variant``);
@@ -266,7 +266,7 @@ def read_cifar10(payload: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 
 
 # --------------------------------------------------------------------------------------------
-# Coloured MNIST: a coloured digit on a background of another colour
+# Colored MNIST: a coloured digit on a background of another colour
 # --------------------------------------------------------------------------------------------
 
 # Hue families: offsets from grey (each sums to zero, so it moves the hue, not the lightness).
