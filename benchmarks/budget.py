@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -55,9 +54,8 @@ def processed_data(data_dir: Path | None, params: dict) -> Path:
         return data_dir
     out = CACHE / "processed"
     if not (out / "test.npz").exists():
-        mirrors = ([os.environ["GENZOO_DATA_MIRROR"]] if os.environ.get("GENZOO_DATA_MIRROR")
-                   else params["data"]["mirrors"])
-        download(CACHE / "raw", mirrors, progress=False)
+        # $GENZOO_DATA_MIRROR, when set, goes first (download puts it there).
+        download(CACHE / "raw", params["data"]["mirrors"].get("mnist"), progress=False)
         binarize(CACHE / "raw", out, val_size=params["data"]["val_size"], seed=params["seed"])
     return out
 
