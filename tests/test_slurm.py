@@ -208,7 +208,7 @@ def assert_failed_cleanly(run, root: Path, model: str) -> None:
     assert run.returncode not in (0, 124, 137), run.stdout[-5000:]  # failed, not timed out
     for name in ("model.pt", "history.json"):
         assert not (root / f"data/models/{model}/mnist/seed0/{name}").exists(), name
-    slurm_logs = list((root / f".snakemake/slurm_logs/rule_train/{model}_0").glob("*.log"))
+    slurm_logs = list((root / f".snakemake/slurm_logs/rule_train/{model}_mnist_0").glob("*.log"))
     assert len(slurm_logs) == 1, slurm_logs
     log = slurm_logs[0].relative_to(root)
     assert str(log) in run.stdout, f"SLURM log {log} not named in:\n{run.stdout[-5000:]}"
