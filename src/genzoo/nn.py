@@ -195,6 +195,17 @@ def pointwise(in_channels: int, out_channels: int, *, colours: int = 1,
                         out_colours=out_colours)
 
 
+def level_head(channels: int, head_channels: int, *, levels: int, colours: int) -> nn.Sequential:
+    """The output head of a PixelCNN: ReLU, a 1x1 map to ``head_channels``, ReLU, a 1x1 map to
+    the logits, C maps for binary pixels or levels * C (level by level, the colours within a level,
+    as ``level_logits`` reads them); both maps colour-masked (``pointwise``)."""
+    out = colours if levels == 2 else levels * colours
+    return nn.Sequential(
+        nn.ReLU(), pointwise(channels, head_channels, colours=colours),
+        nn.ReLU(), pointwise(head_channels, out, colours=colours,
+                             out_colours=logit_colours(out, colours)))
+
+
 def logit_colours(out_channels: int, colours: int) -> Tensor:
     """The colour of each output map of a head laid out as ``level_logits`` reads it (level by
     level, the colours within a level): map j predicts colour j mod C."""

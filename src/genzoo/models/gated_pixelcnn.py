@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..nn import (GatedStackLayer, LevelInput, check_colour_split, colour_logits_at, colour_problem,
-                  conv1x1_at, level_logits, logit_colours, pointwise)
+                  conv1x1_at, level_head, level_logits)
 from .base import AutoregressiveModel, draw_levels, raster_colour_order
 
 
@@ -83,11 +83,8 @@ class GatedPixelCNN(AutoregressiveModel):
         self.layers = nn.ModuleList(
             GatedStackLayer(size, config.channels, config.kernel_size, first=i == 0, colours=C)
             for i, size in enumerate(sizes))
-        out = C if self.levels == 2 else self.levels * C  # the layout of level_logits
-        self.head = nn.Sequential(
-            nn.ReLU(), pointwise(config.channels, config.head_channels, colours=C),
-            nn.ReLU(), pointwise(config.head_channels, out, colours=C,
-                                 out_colours=logit_colours(out, C)))
+        self.head = level_head(config.channels, config.head_channels, levels=self.levels,
+                               colours=C)
 
     def ordering(self) -> Tensor:
         """Raster order over the pixels, R, G, B within a pixel (2016a, section 3.4)."""

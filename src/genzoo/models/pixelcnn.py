@@ -45,7 +45,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..nn import (LevelInput, MaskedConv2d, check_colour_split, colour_logits_at, colour_problem,
-                  conv1x1_at, level_logits, logit_colours, matrix_of, pointwise)
+                  conv1x1_at, level_head, level_logits, matrix_of, pointwise)
 from .base import AutoregressiveModel, draw_levels, raster_colour_order
 
 
@@ -102,11 +102,8 @@ class PixelCNN(AutoregressiveModel):
                                   config.first_kernel_size, mask_type="A", colours=C)
         self.blocks = nn.ModuleList(ResidualBlock(config.channels, config.kernel_size, C)
                                     for _ in range(config.blocks))
-        out = C if self.levels == 2 else self.levels * C  # the layout of level_logits
-        self.head = nn.Sequential(
-            nn.ReLU(), pointwise(config.channels, config.head_channels, colours=C),
-            nn.ReLU(), pointwise(config.head_channels, out, colours=C,
-                                 out_colours=logit_colours(out, C)))
+        self.head = level_head(config.channels, config.head_channels, levels=self.levels,
+                               colours=C)
 
     def ordering(self) -> Tensor:
         """Raster order over the pixels, R, G, B within a pixel (2016a, section 3.4)."""
