@@ -70,7 +70,8 @@ def run_settings(params: dict, model: str, seconds: float, epochs: int, seed: in
                         "max_seconds": seconds}
     params["models"] = {model: section}
     write_settings(validate_params(params), folder)
-    read = lambda name: json.loads((folder / model / f"seed{seed}" / name).read_text())  # noqa: E731
+    run = folder / model / "mnist" / f"seed{seed}"  # settings/<model>/<dataset>/seed<s>
+    read = lambda name: json.loads((run / name).read_text())  # noqa: E731
     return read("train.json"), read("evaluate.json")
 
 
