@@ -1,6 +1,6 @@
 """DDIM against ancestral DDPM sampling: seconds per sample for several step counts.
 
-Loads a trained DDPM (``--checkpoint``, e.g. data/models/ddpm/seed0/model.pt), or builds one with
+Loads a trained DDPM (``--checkpoint``, e.g. data/models/ddpm/mnist/seed0/model.pt), or builds one with
 random weights from the ``ddpm`` arch of params.yaml (timing needs no training), and draws ``n``
 images with deterministic DDIM (eta = 0) at each of ``--steps`` and with the ancestral sampler
 over all T steps. For each it records wall and CPU seconds per sample (the CPU figure is the
