@@ -335,12 +335,13 @@ def test_a_job_too_big_for_every_node_stops_the_run_before_any_submission(prepar
     partition, cpus, mem = largest_node()
     if too_big == "cpus":
         extra, line = ["--set-threads", f"train={cpus + 2}"], (
-            f"rule train (model=made, dataset=mnist, seed=0) asks for {cpus + 2} CPUs, but the largest node in "
-            f"partition {partition} has {cpus}: lower it in the profile's set-threads")
+            f"rule train (model=made, dataset=mnist, seed=0) asks for {cpus + 2} CPUs, but the "
+            f"largest node in partition {partition} has {cpus}: lower it in the profile's set-threads")
     else:
         extra, line = ["--set-resources", f"train:mem_mb={mem + 1000}"], (
-            f"rule train (model=made, dataset=mnist, seed=0) asks for {mem + 1000} MB of memory, but the largest "
-            f"node in partition {partition} has {mem}: lower it in the profile's set-resources (mem_mb)")
+            f"rule train (model=made, dataset=mnist, seed=0) asks for {mem + 1000} MB of memory, but "
+            f"the largest node in partition {partition} has {mem}: lower it in the profile's "
+            "set-resources (mem_mb)")
     started = time.monotonic()
     run = slurm_run(prepared, "data/models/made/mnist/seed0/model.pt", *extra)
     assert run.returncode not in (0, 124, 137), run.stdout[-5000:]
