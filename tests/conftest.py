@@ -61,6 +61,25 @@ def pattern_split(count: int, *, patterns: int, shape: tuple[int, int, int]) -> 
     return Split(gray=gray, labels=labels, binary=gray // 255)
 
 
+def labels(model, n: int, seed: int = 0) -> torch.Tensor | None:
+    """Random class labels (n,) for a conditional model, None for the others."""
+    if not model.conditional:
+        return None
+    return torch.randint(0, model.num_classes, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def dependencies(model, shape=(1, 4, 4), images: int = 4) -> torch.Tensor:
+    """dep[d, j]: d logit_d / d x_j != 0 at one of a few random binary images, (D, D) bool
+    (several images, so that a ReLU that happens to be off cannot hide a dependency)."""
+    D = shape[0] * shape[1] * shape[2]
+    g = torch.Generator().manual_seed(2)
+    x = (torch.rand(images, *shape, dtype=torch.float64, generator=g) < 0.5).double()
+    y = labels(model, images)
+    jacobian = torch.autograd.functional.jacobian(
+        lambda inp: model(inp, y).flatten(1).sum(0), x)  # (D, images, C, H, W)
+    return (jacobian.reshape(D, images, D) != 0).any(1)
+
+
 @contextlib.contextmanager
 def edited(path: Path, old: str, new: str):
     """`path` with its first `old` replaced by `new` inside the block, as it was after it."""

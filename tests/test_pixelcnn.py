@@ -12,6 +12,7 @@ import itertools
 import pytest
 import torch
 
+from conftest import dependencies, labels
 from genzoo.models import build_model
 from genzoo.models.base import AutoregressiveModel
 from genzoo.models.cond_gated_pixelcnn import CondGatedPixelCNN, CondGatedPixelCNNConfig
@@ -45,24 +46,6 @@ def build(name: str, shape, levels: int = 2, scale: float = 1.5, **kw) -> Autore
     # The layout build_model gives every model (channels-last weights), so the samplers and the
     # masks are tested as the pipeline runs them.
     return model.double().eval().to(memory_format=torch.channels_last)
-
-
-def labels(model, n: int, seed: int = 0):
-    if not model.conditional:
-        return None
-    return torch.randint(0, model.num_classes, (n,), generator=torch.Generator().manual_seed(seed))
-
-
-def dependencies(model, shape=(1, 4, 4), images: int = 4) -> torch.Tensor:
-    """dep[d, j]: d logit_d / d x_j != 0 at one of a few random binary images, (D, D) bool
-    (several images, so that a ReLU that happens to be off cannot hide a dependency)."""
-    D = shape[0] * shape[1] * shape[2]
-    g = torch.Generator().manual_seed(2)
-    x = (torch.rand(images, *shape, dtype=torch.float64, generator=g) < 0.5).double()
-    y = labels(model, images)
-    jacobian = torch.autograd.functional.jacobian(
-        lambda inp: model(inp, y).flatten(1).sum(0), x)  # (D, images, C, H, W)
-    return (jacobian.view(D, images, D) != 0).any(1)
 
 
 def earlier(D: int) -> torch.Tensor:

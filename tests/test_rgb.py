@@ -19,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import dependencies, labels
 from genzoo.mixture import fit_mixture
 from genzoo.models import JUDGE, MODELS, NETWORKS, build_model
 from genzoo.models.ae import MixtureConfig
@@ -50,12 +51,6 @@ def colour_model(name: str, shape=(3, 3, 3), levels: int = 2, scale: float = 1.5
             fan_in = parameter[0].numel() if parameter.dim() > 1 else parameter.numel()
             parameter.add_(torch.randn_like(parameter) * scale / fan_in ** 0.5)
     return model.double().eval()
-
-
-def labels(model, n: int, seed: int = 0) -> torch.Tensor | None:
-    if not model.conditional:
-        return None
-    return torch.randint(0, model.num_classes, (n,), generator=torch.Generator().manual_seed(seed))
 
 
 def position_in_order(model) -> torch.Tensor:
@@ -124,17 +119,6 @@ def test_a_gated_layer_masks_its_horizontal_stack_by_colour(first):
 
 # -- the colour models: causality, normalization, sampling -----------------------------------------
 
-def dependencies(model, shape, images: int = 8) -> torch.Tensor:
-    """dep[d, j]: d logit_d / d x_j != 0 at one of a few random binary images, (D, D) bool."""
-    D = shape[0] * shape[1] * shape[2]
-    g = torch.Generator().manual_seed(2)
-    x = (torch.rand(images, *shape, dtype=torch.float64, generator=g) < 0.5).double()
-    y = labels(model, images)
-    jacobian = torch.autograd.functional.jacobian(
-        lambda inp: model(inp, y).flatten(1).sum(0), x)  # (D, images, C, H, W)
-    return (jacobian.reshape(D, images, D) != 0).any(1)
-
-
 @pytest.mark.parametrize("name", COLOUR_MODELS)
 def test_causality_over_colours_by_gradient(name):
     """The logits of sub-pixel (r, c, colour) depend only on sub-pixels earlier in raster-then-RGB
@@ -142,7 +126,7 @@ def test_causality_over_colours_by_gradient(name):
     and G."""
     shape = (3, 4, 4)
     model = colour_model(name, shape, **WIDE)
-    dep = dependencies(model, shape)
+    dep = dependencies(model, shape, images=8)
     allowed = earlier_in_order(model)
     assert not (dep & ~allowed).any(), "a logit depends on its own or a later sub-pixel"
     assert dep[allowed].double().mean() > 0.5, "the model ignores its context"
