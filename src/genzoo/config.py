@@ -246,15 +246,21 @@ def _contains(mapping: Any, path: list[Any]) -> bool:
     return True
 
 
+def _setter(path: list[Any], layers: list[tuple[str, Any]], source: str) -> str:
+    """The file to name for the value at ``path``: the last one that sets it (later files win,
+    as with --configfile); ``source`` when none does (a default)."""
+    labels = [label for label, layer in layers if _contains(layer, path)]
+    return labels[-1] if labels else source
+
+
 def _blame(error: jsonschema.ValidationError, layers: list[tuple[str, Any]], source: str) -> str:
     """The file(s) to name for ``error``: those setting an unknown key, or the last one setting
-    an offending value (later files win, as with --configfile); ``source`` when none does."""
+    an offending value; ``source`` when none does."""
     path = list(error.absolute_path)
-    if error.validator == "additionalProperties":
-        labels = [label for label, layer in layers
-                  if any(_contains(layer, [*path, key]) for key in _unknown_keys(error))]
-    else:
-        labels = [label for label, layer in layers if _contains(layer, path)][-1:]
+    if error.validator != "additionalProperties":
+        return _setter(path, layers, source)
+    labels = [label for label, layer in layers
+              if any(_contains(layer, [*path, key]) for key in _unknown_keys(error))]
     return " + ".join(labels) if labels else source
 
 
@@ -289,8 +295,7 @@ def _select_zoo(params: dict[str, Any], *, source: str, layers: list[tuple[str, 
         return
     missing = [name for name in zoo if name not in params["models"]]
     if missing:
-        blame = " + ".join([label for label, layer in layers if _contains(layer, ["zoo"])][-1:]) or source
-        raise ParamsError(f"{blame}: zoo: {missing[0]} has no section in models "
+        raise ParamsError(f"{_setter(['zoo'], layers, source)}: zoo: {missing[0]} has no section in models "
                           f"(models: {', '.join(params['models']) or 'none'})")
     params["models"] = {name: params["models"][name] for name in zoo}
 
@@ -332,8 +337,7 @@ def _fill_datasets(params: dict[str, Any], *, source: str, layers: list[tuple[st
     model never meets data it cannot take at training time."""
     wanted, variant = run_datasets(params), params["data"]["variant"]
     for name, section in params["models"].items():
-        where = ["models", name, "datasets"]
-        blame = " + ".join([label for label, layer in layers if _contains(layer, where)][-1:]) or source
+        blame = _setter(["models", name, "datasets"], layers, source)
         if "datasets" not in section:
             problems = {data: dataset_problem(name, data, variant) for data in wanted}
             section["datasets"] = [data for data, problem in problems.items() if problem is None]
