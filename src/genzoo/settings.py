@@ -141,12 +141,18 @@ def all_settings(params: dict[str, Any]) -> dict[Path, dict[str, Any]]:
     return files
 
 
+def raw_sources(params: dict[str, Any]) -> list[str]:
+    """The datasets whose raw files the run downloads, in order (colored_mnist is built from
+    MNIST's)."""
+    return list(dict.fromkeys(dataset(data).raw_source for data in run_datasets(params)))
+
+
 def mirrors(params: dict[str, Any]) -> dict[str, list[str]]:
     """The mirrors each download of the run tries, by dataset: data.mirrors.<name>, or the
     dataset's official ones. No job takes this file as an input: any good mirror yields the
     same verified bytes, so editing the list reruns nothing."""
-    sources = dict.fromkeys(dataset(data).raw_source for data in run_datasets(params))
-    return {name: list(params["data"]["mirrors"].get(name, dataset(name).mirrors)) for name in sources}
+    return {name: list(params["data"]["mirrors"].get(name, dataset(name).mirrors))
+            for name in raw_sources(params)}
 
 
 def report_datasets(params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -16,10 +16,10 @@ sys.path.insert(0, SRC)
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={shlex.quote(SRC)}; ")
 
 from genzoo.config import ParamsError, read_params_file, run_datasets, validate_params
-from genzoo.data import SPLITS
+from genzoo.data import SPLITS, raw_files
 from genzoo.datasets import dataset as dataset_spec
 from genzoo.models import JUDGE, model_class
-from genzoo.settings import datasets_of, runs, seeds_of, trained, write_settings
+from genzoo.settings import datasets_of, raw_sources, runs, seeds_of, trained, write_settings
 from genzoo.settings import undo as undo_settings
 
 PARAMS = "params.yaml"
@@ -147,11 +147,10 @@ def split_files(data):
 
 def raw_paths(source):
     """The verified raw files of dataset `source` (what its download rule writes)."""
-    return [f"data/raw/{source}/{name}" for name in dataset_spec(source).raw_files]
+    return [f"data/raw/{source}/{name}" for name in raw_files(source)]
 
 
-# The datasets whose raw files the run downloads (colored_mnist is built from MNIST's).
-RAW_SOURCES = list(dict.fromkeys(dataset_spec(data).raw_source for data in DATASETS))
+RAW_SOURCES = raw_sources(config)  # the datasets the run downloads (colored_mnist: MNIST's)
 
 
 def raw_source(wildcards):
