@@ -18,6 +18,7 @@ import torch
 
 from .config import ParamsError, TrainConfig, build, load_params
 from .data import DataError
+from .datasets import dataset_of
 
 
 def cmd_validate(args) -> int:
@@ -70,7 +71,7 @@ def cmd_prepare(args) -> int:
     from .settings import read_settings
 
     settings = read_settings(Path(args.settings))
-    paths = prepare(settings.get("dataset", "mnist"), Path(args.raw_dir), Path(args.out_dir),
+    paths = prepare(dataset_of(settings), Path(args.raw_dir), Path(args.out_dir),
                     val_size=settings["val_size"], seed=settings["seed"])
     for path in paths.values():
         print(path)
@@ -90,7 +91,7 @@ def cmd_train(args) -> int:
                     train_split=load_split(data_dir / "train.npz"),
                     val_split=load_split(data_dir / "val.npz"), out_dir=Path(args.out_dir),
                     seed=settings["seed"], variant=settings["variant"],
-                    dataset=settings.get("dataset", "mnist"), device=args.device,
+                    dataset=dataset_of(settings), device=args.device,
                     eval_batch_size=settings["eval_batch_size"],
                     timings=Path(args.timings) if args.timings else None)
     kept = ("no validation NLL, kept the last epoch" if history["best_val_nll"] is None

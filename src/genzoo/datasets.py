@@ -170,6 +170,16 @@ DATASETS: dict[str, Dataset] = {spec.name: spec for spec in (MNIST, FASHION_MNIS
                                                              CIFAR10)}
 
 
+# The dataset of every file written before there were several: settings, metrics, histories.
+DEFAULT_DATASET = "mnist"
+
+
+def dataset_of(record: dict) -> str:
+    """The dataset a job's settings or a run's record (metrics, history) names; mnist for one
+    written before the datasets, which names none."""
+    return record.get("dataset", DEFAULT_DATASET)
+
+
 def dataset(name: str) -> Dataset:
     """The registry entry called ``name``; a ValueError naming the known ones otherwise."""
     try:

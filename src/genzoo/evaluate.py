@@ -23,6 +23,7 @@ import torch
 
 from . import checkpoint
 from .data import Split, atomic_write_bytes
+from .datasets import dataset_of
 from .models import GenerativeModel, ScoreSettings
 from .quality import sample_quality
 
@@ -65,7 +66,7 @@ def evaluate(run_dir: Path, test: Split, settings: dict[str, Any], *,
     knobs = score_settings(settings)
     scores = model.score(test, knobs, variant=payload["variant"], generator=generator,
                          judge=judge_model)
-    data = settings.get("dataset", "mnist")
+    data = dataset_of(settings)
     spent: dict[str, Any] = {"model": payload["model"], "dataset": data, "seed": payload.get("seed")}
     if isinstance(model, GenerativeModel) and judge_model is not None:
         # A generator of its own: the FID samples do not change when another knob does.

@@ -54,13 +54,13 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .data import atomic_write_bytes  # noqa: E402
+from .datasets import DEFAULT_DATASET  # noqa: E402
 from .models import JUDGE  # noqa: E402
 from .references import BITS_PER_DIM, NATS, has_published_figures, references_for  # noqa: E402
 from .summary import is_number  # noqa: E402
 
 Seed = int | None  # None: a run from before the seeds, whose files do not say theirs
 SEED_FOLDER = re.compile(r"seed(\d+)")
-DEFAULT_DATASET = "mnist"  # the dataset of files from before the datasets
 VARIANTS = ("binarized", "grayscale", "rgb")
 Key = tuple[str, str]  # (dataset, model)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import atomic_write_bytes
+from .datasets import dataset_of
 
 
 def is_number(value: Any) -> bool:
@@ -42,7 +43,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     models = sorted({run["model"] for run in runs})
     if len(models) > 1:
         raise ValueError(f"runs of different models cannot be summarized together: {models}")
-    datasets = sorted({run.get("dataset", "mnist") for run in runs})
+    datasets = sorted({dataset_of(run) for run in runs})
     if len(datasets) > 1:
         raise ValueError(f"{models[0]}: runs on different datasets cannot be summarized together: "
                          f"{datasets}")

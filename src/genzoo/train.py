@@ -47,6 +47,7 @@ from tqdm import tqdm
 from . import checkpoint
 from .config import TrainConfig
 from .data import Split, atomic_write_bytes, epoch_batches, levels_of
+from .datasets import dataset_of
 from .models import JUDGE, PhaseContext, Trainable, build_model
 from .models.base import ADAM_BETAS, DEFAULT_OPTIMIZER
 from .models.scoring import per_image_nll
@@ -218,8 +219,9 @@ class Trainer:
 
     def __init__(self, name: str, arch: dict[str, Any], config: TrainConfig, *, train_split: Split,
                  val_split: Split, out_dir: Path, seed: int = 0, variant: str = "binarized",
-                 dataset: str = "mnist", device: str = "auto", eval_batch_size: int = 1000, progress: bool | None = None,
-                 log=None, levels: int | None = None, where: str | None = None) -> None:
+                 dataset: str = "mnist", device: str = "auto", eval_batch_size: int = 1000,
+                 progress: bool | None = None, log=None, levels: int | None = None,
+                 where: str | None = None) -> None:
         self.name, self.arch, self.config = name, arch, config
         self.train_split, self.val_split = train_split, val_split
         self.out_dir = Path(out_dir)
@@ -510,7 +512,7 @@ def run_phase(run_dir: Path, settings: dict[str, Any], *, data_dir: Path,
         raise ValueError(f"{settings['model']} has no phase {settings['phase']!r} "
                          f"(its phases: {', '.join(phases) or 'none'})")
     phase = phases[settings["phase"]]
-    fit = functools.partial(train, seed=settings["seed"], dataset=settings.get("dataset", "mnist"),
+    fit = functools.partial(train, seed=settings["seed"], dataset=dataset_of(settings),
                             device=str(device),
                             eval_batch_size=settings.get("batch_size", 1000))
     context = PhaseContext(run_dir=Path(run_dir), out_dir=Path(run_dir) / phase.name,
