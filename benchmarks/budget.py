@@ -13,9 +13,13 @@ below 86.7 and every PixelCNN variant below 90 nats.
 
 Usage:
     PYTHONPATH=src python benchmarks/budget.py MODEL SECONDS [--params params.yaml]
-        [--threads 2] [--seed 0] [--data-dir data/processed] [--epochs 1000]
+        [--threads 2] [--seed 0] [--data-dir data/processed] [--epochs 1000] [--judge CKPT]
 Missing data is made from the MNIST mirror (``GENZOO_DATA_MIRROR`` or ``data.mirrors``) in a cache
-folder. Prints a table row and writes JSON to benchmarks/results/budget-<model>-<seconds>s.json.
+folder. ``--judge`` names a trained classifier's checkpoint (the pipeline's
+``data/models/classifier/mnist/seed0/model.pt``): the row then adds FID and, for a conditional
+model, the share of class-conditional samples the judge reads as the requested digit (issue 11
+asks for 80 % of the class-conditional Gated PixelCNN's). Prints a table row and writes JSON to
+benchmarks/results/budget-<model>-<seconds>s[-<params file's stem>].json.
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=1000, help="an upper bound; the budget binds")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--judge", type=Path, default=None,
+                        help="a classifier checkpoint: adds FID and label agreement")
     args = parser.parse_args()
     if model_class(args.model).phases:
         parser.error(f"{args.model} trains in phases; this benchmark times one training")
@@ -104,7 +110,8 @@ def main() -> None:
                         eval_batch_size=train_settings["eval_batch_size"], progress=False)
         wall = time.perf_counter() - started
         scored = time.perf_counter()
-        metrics = evaluate(scratch / "run", load_split(data_dir / "test.npz"), evaluate_settings)
+        metrics = evaluate(scratch / "run", load_split(data_dir / "test.npz"), evaluate_settings,
+                           judge=args.judge)
         scoring = time.perf_counter() - scored
 
     who, theirs, goal = PEERS.get(args.model, ("(no peer figure)", None, None))
@@ -119,16 +126,23 @@ def main() -> None:
         "test_bits_per_dim": metrics.get("test_bits_per_dim"), "peer": who,
         "peer_test_nll_nats": theirs, "goal_nats": goal,
         "goal_met": None if goal is None else metrics["test_nll_nats"] < goal,
+        "fid": metrics.get("fid"), "label_agreement": metrics.get("label_agreement"),
         "cpu": cpu_name(), "torch": torch.__version__,
     }
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"budget-{args.model}-{args.seconds:g}s.json"
+    stem = Path(args.params).stem
+    out = RESULTS / (f"budget-{args.model}-{args.seconds:g}s"
+                     + ("" if stem == "params" else f"-{stem}") + ".json")
     out.write_text(json.dumps(row, indent=2) + "\n")
     print("| model | budget | threads | steps | epochs | test NLL (nats) | peer | goal | met |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print(f"| {args.model} | {args.seconds:g} s | {args.threads} | {row['steps']} | {row['epochs']} "
           f"| {row['test_nll_nats']:.2f} | {theirs if theirs is not None else '-'} ({who}) "
           f"| < {goal if goal is not None else '-'} | {row['goal_met']} |")
+    if args.judge is not None:
+        agreement = row["label_agreement"]
+        print(f"FID {row['fid']:.1f}" + ("" if agreement is None
+                                         else f", label agreement {100 * agreement:.1f} %"))
     print(f"({row['cpu']}, torch {row['torch']}; {wall:.0f} s training + validation, "
           f"{scoring:.0f} s test scoring; written to {out})")
 
