@@ -93,6 +93,9 @@ def main() -> None:
     args = parser.parse_args()
     if model_class(args.model).phases:
         parser.error(f"{args.model} trains in phases; this benchmark times one training")
+    if args.judge is not None and not args.judge.is_file():
+        parser.error(f"--judge {args.judge}: no such checkpoint (the pipeline writes "
+                     "data/models/classifier/mnist/seed0/model.pt)")
     torch.set_num_threads(args.threads)
 
     params = load_params(args.params)
