@@ -38,8 +38,12 @@ handled here and nowhere else:
 * Their MADE draws its masks (a numpy permutation and 8000 degrees) in every forward call; that
   is their cost and stays in their time.
 
+``--precision bf16`` (or ``auto``) trains ours with ``train.precision`` so: the forward pass under
+bf16 autocast, weights and the update in fp32; theirs stays fp32, as their code has it.
+
 Usage:
     PYTHONPATH=src python benchmarks/peers.py [--threads 2] [--repeats 5] [--models nade made ...]
+        [--precision fp32]
 Prints a markdown table and writes JSON to benchmarks/results/peers.json.
 """
 
@@ -204,7 +208,7 @@ def bench(name: str, args) -> dict:
     with torch.no_grad():
         theirs(x[:1])  # they record the image shape on the first call
 
-    train = TrainConfig(lr=1e-3)
+    train = TrainConfig(lr=1e-3, precision=args.precision)
     our_opt = make_optimizer(ours, train)
     their_opt = torch.optim.Adam(theirs.parameters(), lr=1e-3)
 
@@ -265,6 +269,8 @@ def main() -> None:
     parser.add_argument("--sample-budget", type=float, default=30.0,
                         help="seconds: a longer sampler of theirs runs a pixel prefix, extrapolated")
     parser.add_argument("--models", nargs="+", default=list(ISSUE_SIZES))
+    parser.add_argument("--precision", choices=("fp32", "bf16", "auto"), default="fp32",
+                        help="our train.precision (theirs trains in fp32; sampling stays fp32)")
     parser.add_argument("--scale", choices=("issue", "paper"), default="issue",
                         help="issue: the issue's sizes; paper: params-paper.yaml unchanged")
     source = parser.add_mutually_exclusive_group()
@@ -280,6 +286,7 @@ def main() -> None:
         rows.append(bench(name, args))
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "raw"}), flush=True)
     results = {"cpu": cpu_name(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "precision": args.precision,
                "batch": args.batch, "n": args.n, "scale": args.scale, "repeats": args.repeats,
                "note": "medians of interleaved repetitions; random weights; a sample time with "
                        "extrapolated_from_pixels set is that many pixels scaled to 784",
@@ -287,7 +294,8 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\n{results['cpu']}, torch {results['torch']}, {results['threads']} threads, "
-          f"batch {args.batch}, {args.n} samples, medians of {args.repeats} interleaved repetitions\n")
+          f"batch {args.batch}, {args.n} samples, our training in {args.precision}, "
+          f"medians of {args.repeats} interleaved repetitions\n")
     print(table(rows))
 
 

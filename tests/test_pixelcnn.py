@@ -203,3 +203,23 @@ def test_masked_conv_masks_and_option_checks():
         BUILDERS["pixelcnn"]((2, 4, 4))
     with pytest.raises(ValueError, match=r"channels // 2 = 4 must be divisible by 3"):
         BUILDERS["pixelcnn"]((3, 4, 4))  # colour: 8 channels do not split into R, G, B
+
+
+# -- the gated activation's tanh -------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(2, 3), (8, 16, 6, 6)])  # below and above fast_tanh's size cut
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_tanh_is_tanh_in_value_and_gradient(shape, dtype):
+    from genzoo.nn import fast_tanh
+
+    x = torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(0)) * 4
+    x[..., 0] = torch.tensor([-80.0, 0.0])[torch.arange(x[..., 0].numel()) % 2].view_as(x[..., 0])
+    ours, theirs = x.clone().requires_grad_(), x.clone().requires_grad_()
+    tolerance = {"atol": 1e-6, "rtol": 0} if dtype == torch.float32 else {"atol": 1e-14, "rtol": 0}
+    torch.testing.assert_close(fast_tanh(ours), torch.tanh(theirs), **tolerance)
+    upstream = torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    fast_tanh(ours).backward(upstream)
+    torch.tanh(theirs).backward(upstream)
+    torch.testing.assert_close(ours.grad, theirs.grad, **tolerance)
+    with torch.no_grad():
+        torch.testing.assert_close(fast_tanh(x), torch.tanh(x), **tolerance)

@@ -12,7 +12,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+import yaml
 
+from conftest import REPO, smoke_models
 from genzoo import checkpoint
 from genzoo.cli import main
 from genzoo.config import TrainConfig, validate_params
@@ -286,3 +288,62 @@ def test_shipped_params_files_are_valid(name):
     result = cli("validate", str(REPO / name))
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
+
+
+# -- mixed precision ------------------------------------------------------------------------------
+
+def smoke_arch(name: str) -> dict:
+    """The model's arch in the smoke config (tiny networks; {} where it keeps the defaults)."""
+    models = yaml.safe_load((REPO / "tests/smoke/params.yaml").read_text())["models"]
+    return models[name].get("arch", {})
+
+
+@pytest.mark.parametrize("name", smoke_models())
+def test_every_model_trains_a_step_in_bf16_and_stays_fp32(name):
+    """``train.precision: bf16`` runs every model's forward under autocast; its losses are finite
+    and the weights, their gradients and the update stay float32."""
+    from genzoo.models import build_model
+    from genzoo.train import make_optimizers, training_step
+
+    torch.manual_seed(0)
+    model = build_model(name, smoke_arch(name), image_shape=(1, 28, 28), levels=2)
+    config = TrainConfig(precision="bf16", lr=0.01)
+    optimizers = make_optimizers(model, config)
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    x = (torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    losses = training_step(model, optimizers, x, torch.arange(4), config)
+    assert losses and all(torch.isfinite(loss) for loss in losses.values())
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    changed = [key for key, value in model.state_dict().items()
+               if value.is_floating_point() and not torch.equal(value, before[key])]
+    assert changed, f"{name}: no weight moved"
+
+
+def test_auto_precision_is_bf16_only_where_native(monkeypatch):
+    from genzoo import train as train_module
+
+    cpu = torch.device("cpu")
+    assert train_module.training_dtype("fp32", cpu) == torch.float32
+    assert train_module.training_dtype("bf16", cpu) == torch.bfloat16
+    for native in (True, False):
+        monkeypatch.setattr(train_module, "native_bf16", lambda device, native=native: native)
+        assert train_module.training_dtype("auto", cpu) == (torch.bfloat16 if native
+                                                            else torch.float32)
+
+
+def test_val_images_scores_the_first_images_of_the_validation_split(tmp_path, splits, monkeypatch):
+    from genzoo import train as train_module
+
+    scored = []
+    real = train_module.per_image_nll
+
+    def recording(model, images, labels, **kwargs):
+        scored.append(images.clone())
+        return real(model, images, labels, **kwargs)
+
+    monkeypatch.setattr(train_module, "per_image_nll", recording)
+    run(tmp_path / "subset", splits, val_images=50)
+    assert len(scored) == 2 and all(torch.equal(s, splits[1].images("binarized")[:50]) for s in scored)
+    scored.clear()
+    run(tmp_path / "all", splits)
+    assert [len(s) for s in scored] == [len(splits[1])] * 2

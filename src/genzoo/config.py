@@ -58,6 +58,8 @@ class TrainConfig:
     lr: float = 0.001
     lr_schedule: str = "constant"
     grad_clip: float | None = None
+    val_images: int | None = None
+    precision: str = "fp32"
     checkpoint_every: int = 1000
     fused_adam: bool = True
 

@@ -227,12 +227,61 @@ def colour_problem(name: str, image_shape: tuple[int, int, int]) -> str | None:
     return None
 
 
+def sigmoid_tanh(x: Tensor) -> Tensor:
+    """2 sigmoid(2x) - 1 in one new tensor, updated in place (a second large temporary costs
+    more than the sigmoid: it comes back from the allocator as fresh pages)."""
+    t = x * 2.0
+    return t.sigmoid_().mul_(2.0).sub_(1.0)
+
+
+class _SigmoidTanh(torch.autograd.Function):
+    """tanh(x) computed as 2 sigmoid(2x) - 1; the backward pass is tanh's own, 1 - tanh^2."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        t = sigmoid_tanh(x)
+        ctx.save_for_backward(t)
+        return t
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (t,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, t)
+
+
+def fast_tanh(x: Tensor) -> Tensor:
+    """tanh(x), equal to ``torch.tanh`` within float rounding (a few 1e-7), faster on the CPU.
+
+    PyTorch's CPU tanh is a precise vectorized kernel that runs about 10x slower than its sigmoid
+    (0.85 ms against 0.09 ms for 400k floats, one thread, AVX2 on an AMD EPYC), and the gated
+    activations of the Gated PixelCNN and WaveNet apply it to half their features in every layer.
+    On other devices, and for small tensors (the samplers' one position: one kernel call beats
+    four), this is ``torch.tanh``.
+    """
+    if x.device.type != "cpu" or x.numel() < 4096:
+        return torch.tanh(x)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _SigmoidTanh.apply(x)
+    return sigmoid_tanh(x)
+
+
+class FastTanh(nn.Module):
+    """``nn.Tanh`` through ``fast_tanh``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return fast_tanh(x)
+
+
+def gated_tanh(a: Tensor, b: Tensor) -> Tensor:
+    """tanh(a) * sigmoid(b), the gated activation of 2016b (eq. 2) and WaveNet (eq. 2)."""
+    return fast_tanh(a) * torch.sigmoid(b)
+
+
 class GatedActivation(nn.Module):
     """tanh(a) * sigmoid(b) for (a, b) = the two halves of the channels (2016b, eq. 2)."""
 
     def forward(self, x: Tensor) -> Tensor:  # (B, 2h, ...) -> (B, h, ...)
-        a, b = x.chunk(2, dim=1)
-        return torch.tanh(a) * torch.sigmoid(b)
+        return gated_tanh(*x.chunk(2, dim=1))
 
 
 def shift_down(x: Tensor) -> Tensor:

@@ -187,6 +187,23 @@ def scheduled_lr(config: TrainConfig, done: float) -> float:
     return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(max(done, 0.0), 1.0)))
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: a CUDA GPU that supports it, or a CPU
+    with AVX-512 BF16 or AMX (elsewhere PyTorch emulates bf16, slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
+def training_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """The dtype of the training forward passes: ``train.precision`` on ``device``."""
+    if precision == "bf16" or (precision == "auto" and native_bf16(device)):
+        return torch.bfloat16
+    return torch.float32
+
+
 def training_step(model: Trainable,
                   optimizers: torch.optim.Optimizer | dict[str, torch.optim.Optimizer],
                   x: torch.Tensor, y: torch.Tensor | None, config: TrainConfig
@@ -199,19 +216,26 @@ def training_step(model: Trainable,
     """
     if isinstance(optimizers, torch.optim.Optimizer):
         optimizers = {DEFAULT_OPTIMIZER: optimizers}
+    dtype = training_dtype(config.precision, x.device)
+    mixed = dtype != torch.float32
 
     def update(name: str, loss: torch.Tensor) -> None:
         if not torch.isfinite(loss):
             raise NonFiniteLoss(loss.item())
         optimizer = optimizers[name]
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(
-                [p for group in optimizer.param_groups for p in group["params"]], config.grad_clip)
-        optimizer.step()
+        with torch.autocast(x.device.type, enabled=False):  # the update itself stays fp32
+            loss.float().backward()
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(
+                    [p for group in optimizer.param_groups for p in group["params"]],
+                    config.grad_clip)
+            optimizer.step()
 
-    return model.training_step(x, y, update)
+    # Mixed precision: matrix products and convolutions of the forward pass in bf16 (the weights,
+    # the gradients and the optimizer stay fp32; losses come out fp32); scoring is always fp32.
+    with torch.autocast(x.device.type, dtype=dtype, enabled=mixed):
+        return model.training_step(x, y, update)
 
 
 class Trainer:
@@ -223,7 +247,8 @@ class Trainer:
                  progress: bool | None = None, log=None, levels: int | None = None,
                  where: str | None = None) -> None:
         self.name, self.arch, self.config = name, arch, config
-        self.train_split, self.val_split = train_split, val_split
+        # The epochs are scored on the first val_images of the split (all when None).
+        self.train_split, self.val_split = train_split, val_split.subset(config.val_images)
         self.out_dir = Path(out_dir)
         self.seed, self.variant, self.dataset = seed, variant, dataset
         self.device = pick_device(device)
@@ -479,6 +504,7 @@ class Trainer:
         epochs = [record["seconds"] for record in state.history]
         return {"model": self.name, "dataset": self.dataset, "seed": self.seed,
                 "device": str(self.device),
+                "precision": str(training_dtype(self.config.precision, self.device)).split(".")[-1],
                 "train_seconds": state.seconds, "validation_seconds": state.validation_seconds,
                 "epoch_seconds": epochs,
                 "seconds_per_epoch": sum(epochs) / len(epochs) if epochs else None}

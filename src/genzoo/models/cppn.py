@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from ..config import knob
 from ..data import Split
+from ..nn import FastTanh
 from .base import ScoreSettings, binary_only, first_problem
 from .figures import Figures, grid_png
 from .vae import VAE, VAEConfig, capped_iwae_k
@@ -93,9 +94,9 @@ class CPPNDecoder(nn.Module):
         self.frequencies = frequencies
         self.coordinates = nn.Linear(3 + 4 * frequencies, hidden)  # the first layer's coordinate part
         self.code = nn.Linear(latent, hidden, bias=False)  # its z part
-        body: list[nn.Module] = [nn.Tanh()]
+        body: list[nn.Module] = [FastTanh()]
         for _ in range(layers - 1):
-            body += [nn.Linear(hidden, hidden), nn.Tanh()]
+            body += [nn.Linear(hidden, hidden), FastTanh()]
         self.body = nn.Sequential(*body, nn.Linear(hidden, 1))
 
     def forward(self, z: Tensor, height: int, width: int) -> Tensor:

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import knob
-from ..nn import PreviousPixel, RasterPosition
+from ..nn import PreviousPixel, RasterPosition, gated_tanh
 from .base import AutoregressiveModel, one_channel, sample_raster, sequence_logits
 
 
@@ -109,7 +109,7 @@ class WaveNet(AutoregressiveModel):
             past = F.pad(h, (0, 0, d, 0))[:, :-d]  # (B, D, C): h_{t-d}, zeros before the start
             pre = self.dilated[k](torch.cat([past, h], dim=2)) + conds[k]  # (B, D, 2C)
             a, b = pre.chunk(2, dim=2)
-            z = torch.tanh(a) * torch.sigmoid(b)  # (B, D, C)
+            z = gated_tanh(a, b)  # (B, D, C)
             skips = skips + self.skip[k](z)  # (B, D, S)
             if k < len(self.residual):
                 h = h + self.residual[k](z)
@@ -138,7 +138,7 @@ class WaveNet(AutoregressiveModel):
                 pre = self.dilated[k](torch.cat([queues[k][:, slot], h], dim=1)) + conds[k, t]
                 queues[k][:, slot] = h  # pop h_{t-d}, push h_t
                 a, b = pre.chunk(2, dim=1)
-                z = torch.tanh(a) * torch.sigmoid(b)  # (n, C)
+                z = gated_tanh(a, b)  # (n, C)
                 skips = skips + self.skip[k](z)  # (n, S)
                 if k < len(self.residual):
                     h = h + self.residual[k](z)
