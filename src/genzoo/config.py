@@ -147,6 +147,12 @@ def _model_schema(cls: type) -> dict[str, Any]:
             "train": {"$ref": "#/$defs/train", "default": {}},
             "seeds": {"$ref": "#/$defs/seeds",
                       "description": "This model's runs (default: the top-level seeds)."},
+            "priority": {"type": "integer", "default": 0,
+                         "description": "Scheduling only: when the cores are short, Snakemake "
+                                        "starts the training jobs of a higher priority first. "
+                                        "Give the longest trainings the highest, so that none "
+                                        "starts last and runs alone. Not part of any job's "
+                                        "settings: changing it reruns nothing."},
             **cls.section_schemas(),  # before sample, where the hand-written schema had them
             "sample": {"$ref": "#/$defs/sample", "default": {}},
             "datasets": {"type": "array", "items": {"$ref": "#/$defs/dataset"}, "minItems": 1,

@@ -234,6 +234,14 @@ def declared_phases():
 JOBS_SIDE_BY_SIDE = 2  # on one machine: each torch job takes this share of --cores
 
 
+def train_priority(wildcards):
+    """A training job's Snakemake priority: its model's `priority` (the judge's: 0). Higher ones
+    start first when the cores are short: longest first keeps a long job from running alone at
+    the end (on 2 cores, the seven first models' pipeline ended 5 minutes after NADE started
+    last and trained alone)."""
+    return config["models"].get(wildcards.model, {}).get("priority", 0)
+
+
 def job_threads(wildcards):
     """Threads of a job that computes with torch (train, a phase, evaluate, sample) when the
     profile's set-threads does not name its rule: on one machine, --cores / JOBS_SIDE_BY_SIDE

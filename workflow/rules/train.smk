@@ -20,6 +20,7 @@ rule train:
     log:
         "logs/train/{model}/{dataset}/seed{seed}.log",
     threads: job_threads
+    priority: train_priority
     shell:
         "python -m genzoo --threads {threads} train --settings {input.settings} "
         "--data-dir data/processed/{wildcards.dataset} --out-dir {params.out_dir} "
