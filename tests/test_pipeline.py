@@ -516,3 +516,21 @@ def test_dvc_stage_deps_cover_every_job_input(project):
         outside = {path for path in needed
                    if not any(Path(path) == dep or dep in Path(path).parents for dep in deps)}
         assert not outside, f"{name}: its jobs read {sorted(outside)}, which are no DVC deps of it"
+
+
+def test_a_models_priority_reaches_its_training_jobs_only(project, tmp_path):
+    """models.<m>.priority is the Snakemake priority of the model's training jobs (longest first
+    on a laptop); every other job keeps the default."""
+    (tmp_path / "first.yaml").write_text("models:\n  made:\n    priority: 5\n")
+    output = snakemake(project, "-n", "--forceall", "reports/all.html",
+                       "--configfile", str(tmp_path / "first.yaml")).stdout
+    priorities = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if rule:
+            model = re.search(r"^\s+wildcards: .*model=(\w+)", block, re.M)
+            priority = re.search(r"^\s+priority: (\d+)", block, re.M)
+            key = (rule.group(1), model.group(1) if model else "")
+            priorities[key] = int(priority.group(1)) if priority else 0
+    assert priorities[("train", "made")] == 5
+    assert {key: value for key, value in priorities.items() if value} == {("train", "made"): 5}

@@ -172,7 +172,7 @@ def test_generated_arch_equals_the_old_hand_written_one(name):
 
 def test_vqvae_prior_section():
     vqvae = load_schema()["properties"]["models"]["properties"]["vqvae"]["properties"]
-    assert list(vqvae) == ["arch", "train", "seeds", "prior", "sample", "datasets"]
+    assert list(vqvae) == ["arch", "train", "seeds", "priority", "prior", "sample", "datasets"]
     prior = vqvae["prior"]
     assert prior["default"] == {} and prior["additionalProperties"] is False
     assert prior["properties"]["kind"]["enum"] == ["gated_pixelcnn", "cond_gated_pixelcnn"]

@@ -99,6 +99,9 @@ def test_the_first_write_writes_every_file_and_the_second_nothing(tmp_path):
     ("classifier.train.lr", 0.01, {"classifier/mnist/seed5/train.json"}),
     ("report.title", "another zoo", {"report.json"}),
     ("data.val_size", 5000, {"data/mnist.json"}),
+    ("models.made.train.val_images", 100, {"made/mnist/seed0/train.json",
+                                           "made/mnist/seed1/train.json"}),
+    ("models.made.priority", 3, set()),  # scheduling only: no job reads it
 ])
 def test_an_edit_rewrites_only_the_files_of_the_jobs_that_read_it(root, edit, value, expected):
     before = snapshot(root)
