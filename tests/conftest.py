@@ -24,9 +24,14 @@ def local_mirror() -> Path:
     return path
 
 
+def smoke_params() -> dict:
+    """The smoke config, ``tests/smoke/params.yaml`` (tiny networks, as written: no defaults)."""
+    return yaml.safe_load((REPO / "tests/smoke/params.yaml").read_text())
+
+
 def smoke_models() -> tuple[str, ...]:
     """The models of the smoke config, in its order (every pipeline and SLURM test runs them)."""
-    return tuple(yaml.safe_load((REPO / "tests/smoke/params.yaml").read_text())["models"])
+    return tuple(smoke_params()["models"])
 
 
 PROJECT_FILES = ("Snakefile", "workflow", "src", "profiles", "slurm", "params-paper.yaml", "dvc.yaml")

@@ -12,9 +12,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-import yaml
 
-from conftest import REPO, smoke_models
+from conftest import REPO, smoke_models, smoke_params
 from genzoo import checkpoint
 from genzoo.cli import main
 from genzoo.config import TrainConfig, validate_params
@@ -283,8 +282,6 @@ def test_grayscale_variant_trains_a_256_level_pixelcnn(tmp_path, splits):
 
 @pytest.mark.parametrize("name", ["params.yaml", "params-paper.yaml", "tests/smoke/params.yaml"])
 def test_shipped_params_files_are_valid(name):
-    from conftest import REPO
-
     result = cli("validate", str(REPO / name))
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
@@ -294,8 +291,7 @@ def test_shipped_params_files_are_valid(name):
 
 def smoke_arch(name: str) -> dict:
     """The model's arch in the smoke config (tiny networks; {} where it keeps the defaults)."""
-    models = yaml.safe_load((REPO / "tests/smoke/params.yaml").read_text())["models"]
-    return models[name].get("arch", {})
+    return smoke_params()["models"][name].get("arch", {})
 
 
 @pytest.mark.parametrize("name", smoke_models())

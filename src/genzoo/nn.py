@@ -253,7 +253,7 @@ def fast_tanh(x: Tensor) -> Tensor:
     """tanh(x), equal to ``torch.tanh`` within float rounding (a few 1e-7), faster on the CPU.
 
     PyTorch's CPU tanh is a precise vectorized kernel that runs about 10x slower than its sigmoid
-    (0.85 ms against 0.09 ms for 400k floats, one thread, AVX2 on an AMD EPYC), and the gated
+    (0.85 ms against 0.09 ms for 400k floats, one thread of a Zen 5 AMD EPYC), and the gated
     activations of the Gated PixelCNN and WaveNet apply it to half their features in every layer.
     On other devices, and for small tensors (the samplers' one position: one kernel call beats
     four), this is ``torch.tanh``.
